@@ -1,0 +1,62 @@
+# pea — the two commands are `make run` and `make test`; both set up what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := redis-server chromium nginx-light
+PYTEST_FLAGS ?= -q
+
+.PHONY: help install system-deps run test test-unit test-cluster test-e2e test-deploy lint bench clean
+
+help:
+	@echo "make run    set everything up and serve pea on http://localhost:8080"
+	@echo "make test   set everything up and run every test (lint, unit, cluster, browser, deploy)"
+	@echo "make lint   ruff + mypy"
+	@echo "make bench  signalling benchmark (bench/signal_load.py)"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+# Debian packages, installed only when missing (fresh CI machines have none of them).
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx-light"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+-include mk/*.mk
+
+run: install web
+	$(BIN)/pea serve
+
+lint: install
+	$(BIN)/ruff check signal tests bench
+	$(BIN)/ruff format --check signal tests bench
+	$(BIN)/mypy
+
+test-unit: install
+	$(BIN)/pytest $(PYTEST_FLAGS) tests/unit
+
+test-cluster: install system-deps
+	$(BIN)/pytest $(PYTEST_FLAGS) tests/cluster
+
+test: install system-deps web lint
+	$(BIN)/pytest $(PYTEST_FLAGS) tests/unit tests/cluster $(EXTRA_TEST_DIRS)
+	$(MAKE) --no-print-directory test-e2e
+
+bench: install system-deps
+	$(BIN)/python bench/signal_load.py
+
+clean:
+	rm -rf $(VENV) node_modules signal/pea/static .pytest_cache .mypy_cache .ruff_cache

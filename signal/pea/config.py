@@ -1,0 +1,293 @@
+"""One `Settings` object, fed by command-line flags and `PEA_*` environment variables.
+
+Every setting is declared once in `FIELDS`: the CLI builds its flags from it, the
+README's settings table is generated from it, and validation errors name both the
+flag and the variable so an operator can find the culprit in either place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_ICE_SERVERS: list[dict[str, Any]] = [
+    {"urls": ["stun:stun.l.google.com:19302", "stun:stun1.l.google.com:19302"]}
+]
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names the setting and says what is wrong."""
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+    metavar: str = "VALUE"
+
+    @property
+    def env(self) -> str:
+        return "PEA_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _int(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"must be a whole number, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo} and {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _float(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"must be a number, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo} and {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"must be true or false, got {raw!r}")
+
+
+def _redis_url(raw: str) -> str | None:
+    raw = raw.strip()
+    if not raw or raw == "memory://":
+        return None
+    scheme = urlsplit(raw).scheme
+    if scheme not in {"redis", "rediss", "unix"}:
+        raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got scheme {scheme!r}")
+    return raw
+
+
+def _public_url(raw: str) -> str | None:
+    raw = raw.strip().rstrip("/")
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError(f"must be an absolute http(s) URL such as https://pea.example, got {raw!r}")
+    return raw
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    items = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in items:
+        if origin == "*":
+            continue
+        parts = urlsplit(origin)
+        if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
+            raise ValueError(f"each origin must look like https://host[:port] or be *, got {origin!r}")
+    return items
+
+
+def _ice_servers(raw: str) -> list[dict[str, Any]]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"must be a JSON list of RTCIceServer objects ({exc.msg})") from None
+    if not isinstance(value, list) or not all(
+        isinstance(s, dict) and isinstance(s.get("urls"), str | list) for s in value
+    ):
+        raise ValueError('must be a JSON list like [{"urls": ["stun:stun.example:3478"]}]')
+    return value
+
+
+def _existing_file(raw: str) -> str | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    if not Path(raw).is_file():
+        raise ValueError(f"no such file: {raw}")
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().lower()
+    if level not in {"debug", "info", "warning", "error", "critical"}:
+        raise ValueError(f"must be one of debug, info, warning, error, critical, got {raw!r}")
+    return level
+
+
+def _secret(raw: str) -> str | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    if len(raw) < 16:
+        raise ValueError("must be at least 16 characters (use a long random string)")
+    return raw
+
+
+def _dir(raw: str) -> str | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    if not Path(raw, "index.html").is_file():
+        raise ValueError(f"must be a folder holding index.html, got {raw!r}")
+    return raw
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("host", "0.0.0.0", "Address to listen on.", str.strip, "ADDR"),
+    Field("port", 8080, "TCP port to listen on.", _int(1, 65535), "PORT"),
+    Field(
+        "redis_url",
+        None,
+        "Redis URL (redis://host:6379/0). Unset: in-memory bus, a single node.",
+        _redis_url,
+        "URL",
+    ),
+    Field(
+        "secret",
+        None,
+        "Signs resume tokens; every node of a cluster needs the same one. "
+        "Unset: random per process, so resume does not cross nodes.",
+        _secret,
+        "SECRET",
+    ),
+    Field(
+        "public_url",
+        None,
+        "The URL people open (https://pea.example); its origin is always allowed.",
+        _public_url,
+        "URL",
+    ),
+    Field("max_peers_per_room", 16, "Peers one room may hold.", _int(2, 1024), "N"),
+    Field("max_frame_bytes", 65536, "Largest WebSocket frame accepted.", _int(1024, 16 << 20), "BYTES"),
+    Field("rate_per_second", 100.0, "Frames per second per connection.", _float(1, 100000), "N"),
+    Field("rate_burst", 200, "Burst of frames above the rate.", _int(1, 1000000), "N"),
+    Field("max_connections", 25000, "WebSocket connections one node accepts.", _int(1, 10_000_000), "N"),
+    Field("resume_grace", 15.0, "Seconds a lost peer may resume before it is reported left.", _float(0, 3600), "SECONDS"),
+    Field(
+        "allowed_origins",
+        (),
+        "Comma-separated Origins allowed to open /ws, or *. "
+        "Unset: the page's own origin and --public-url.",
+        _origins,
+        "ORIGINS",
+    ),
+    Field(
+        "ice_servers",
+        DEFAULT_ICE_SERVERS,
+        "JSON list of RTCIceServer objects sent to clients. Default: public Google STUN, no TURN.",
+        _ice_servers,
+        "JSON",
+    ),
+    Field("tls_cert", None, "PEM certificate: serve HTTPS directly (LAN without a proxy).", _existing_file, "FILE"),
+    Field("tls_key", None, "PEM private key for --tls-cert.", _existing_file, "FILE"),
+    Field("ping_interval", 20.0, "Seconds between WebSocket pings to each peer.", _float(1, 3600), "SECONDS"),
+    Field("ping_timeout", 20.0, "Seconds to wait for a pong before dropping a peer.", _float(1, 3600), "SECONDS"),
+    Field("send_queue", 256, "Frames queued for a slow peer before it is dropped.", _int(8, 100000), "N"),
+    Field("heartbeat_interval", 2.0, "Seconds between presence heartbeats to the bus.", _float(0.1, 60), "SECONDS"),
+    Field("drain_timeout", 10.0, "Seconds SIGTERM may spend moving peers to other nodes.", _float(0, 600), "SECONDS"),
+    Field("drain_batch", 200, "Peers told to reconnect per drain step.", _int(1, 1000000), "N"),
+    Field("max_qr_bytes", 2048, "Longest link POST /api/qr renders.", _int(64, 4096), "BYTES"),
+    Field("web_dir", None, "Folder of the web client to serve. Unset: the bundle shipped in the package.", _dir, "DIR"),
+    Field("log_level", "info", "debug, info, warning or error.", _log_level, "LEVEL"),
+    Field("log_json", False, "Log one JSON object per line.", _bool, "BOOL"),
+)
+
+FIELDS_BY_NAME = {f.name: f for f in FIELDS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "0.0.0.0"
+    port: int = 8080
+    redis_url: str | None = None
+    secret: str | None = None
+    public_url: str | None = None
+    max_peers_per_room: int = 16
+    max_frame_bytes: int = 65536
+    rate_per_second: float = 100.0
+    rate_burst: int = 200
+    max_connections: int = 25000
+    resume_grace: float = 15.0
+    allowed_origins: tuple[str, ...] = ()
+    ice_servers: list[dict[str, Any]] = field(default_factory=lambda: list(DEFAULT_ICE_SERVERS))
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    send_queue: int = 256
+    heartbeat_interval: float = 2.0
+    drain_timeout: float = 10.0
+    drain_batch: int = 200
+    max_qr_bytes: int = 2048
+    web_dir: str | None = None
+    log_level: str = "info"
+    log_json: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert / PEA_TLS_CERT and --tls-key / PEA_TLS_KEY go together: set both")
+
+    @property
+    def secret_is_random(self) -> bool:
+        return self.secret is None
+
+    @property
+    def presence_lease(self) -> float:
+        """How long a live peer's presence survives without a heartbeat (a node died)."""
+        return self.heartbeat_interval * 3
+
+    def effective_secret(self) -> bytes:
+        return (self.secret or _PROCESS_SECRET).encode()
+
+
+_PROCESS_SECRET = secrets.token_urlsafe(32)
+
+
+def load_settings(
+    overrides: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build Settings from raw strings: flags (overrides) win over the environment.
+
+    Raises ConfigError naming the flag and the variable of the first bad value.
+    """
+    env = os.environ if environ is None else environ
+    raw_overrides = overrides or {}
+    values: dict[str, Any] = {}
+    for f in FIELDS:
+        raw = raw_overrides.get(f.name)
+        source = f.flag
+        if raw is None:
+            raw = env.get(f.env)
+            source = f.env
+        if raw is None:
+            continue
+        try:
+            values[f.name] = f.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{f.flag} / {f.env}: {exc} (from {source})") from None
+    known = {f.name for f in fields(Settings)}
+    assert known == set(FIELDS_BY_NAME), "FIELDS and Settings disagree"
+    return Settings(**values)

@@ -93,7 +93,9 @@ def _public_url(raw: str) -> str | None:
         return None
     parts = urlsplit(raw)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ValueError(f"must be an absolute http(s) URL such as https://pea.example, got {raw!r}")
+        raise ValueError(
+            f"must be an absolute http(s) URL such as https://pea.example, got {raw!r}"
+        )
     return raw
 
 
@@ -104,7 +106,9 @@ def _origins(raw: str) -> tuple[str, ...]:
             continue
         parts = urlsplit(origin)
         if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
-            raise ValueError(f"each origin must look like https://host[:port] or be *, got {origin!r}")
+            raise ValueError(
+                f"each origin must look like https://host[:port] or be *, got {origin!r}"
+            )
     return items
 
 
@@ -180,11 +184,25 @@ FIELDS: tuple[Field, ...] = (
         "URL",
     ),
     Field("max_peers_per_room", 16, "Peers one room may hold.", _int(2, 1024), "N"),
-    Field("max_frame_bytes", 65536, "Largest WebSocket frame accepted.", _int(1024, 16 << 20), "BYTES"),
+    Field(
+        "max_frame_bytes", 65536, "Largest WebSocket frame accepted.", _int(1024, 16 << 20), "BYTES"
+    ),
     Field("rate_per_second", 100.0, "Frames per second per connection.", _float(1, 100000), "N"),
     Field("rate_burst", 200, "Burst of frames above the rate.", _int(1, 1000000), "N"),
-    Field("max_connections", 25000, "WebSocket connections one node accepts.", _int(1, 10_000_000), "N"),
-    Field("resume_grace", 15.0, "Seconds a lost peer may resume before it is reported left.", _float(0, 3600), "SECONDS"),
+    Field(
+        "max_connections",
+        25000,
+        "WebSocket connections one node accepts.",
+        _int(1, 10_000_000),
+        "N",
+    ),
+    Field(
+        "resume_grace",
+        15.0,
+        "Seconds a lost peer may resume before it is reported left.",
+        _float(0, 3600),
+        "SECONDS",
+    ),
     Field(
         "allowed_origins",
         (),
@@ -200,16 +218,58 @@ FIELDS: tuple[Field, ...] = (
         _ice_servers,
         "JSON",
     ),
-    Field("tls_cert", None, "PEM certificate: serve HTTPS directly (LAN without a proxy).", _existing_file, "FILE"),
+    Field(
+        "tls_cert",
+        None,
+        "PEM certificate: serve HTTPS directly (LAN without a proxy).",
+        _existing_file,
+        "FILE",
+    ),
     Field("tls_key", None, "PEM private key for --tls-cert.", _existing_file, "FILE"),
-    Field("ping_interval", 20.0, "Seconds between WebSocket pings to each peer.", _float(1, 3600), "SECONDS"),
-    Field("ping_timeout", 20.0, "Seconds to wait for a pong before dropping a peer.", _float(1, 3600), "SECONDS"),
-    Field("send_queue", 256, "Frames queued for a slow peer before it is dropped.", _int(8, 100000), "N"),
-    Field("heartbeat_interval", 2.0, "Seconds between presence heartbeats to the bus.", _float(0.1, 60), "SECONDS"),
-    Field("drain_timeout", 10.0, "Seconds SIGTERM may spend moving peers to other nodes.", _float(0, 600), "SECONDS"),
+    Field(
+        "ping_interval",
+        20.0,
+        "Seconds between WebSocket pings to each peer.",
+        _float(1, 3600),
+        "SECONDS",
+    ),
+    Field(
+        "ping_timeout",
+        20.0,
+        "Seconds to wait for a pong before dropping a peer.",
+        _float(1, 3600),
+        "SECONDS",
+    ),
+    Field(
+        "send_queue",
+        256,
+        "Frames queued for a slow peer before it is dropped.",
+        _int(8, 100000),
+        "N",
+    ),
+    Field(
+        "heartbeat_interval",
+        2.0,
+        "Seconds between presence heartbeats to the bus.",
+        _float(0.1, 60),
+        "SECONDS",
+    ),
+    Field(
+        "drain_timeout",
+        10.0,
+        "Seconds SIGTERM may spend moving peers to other nodes.",
+        _float(0, 600),
+        "SECONDS",
+    ),
     Field("drain_batch", 200, "Peers told to reconnect per drain step.", _int(1, 1000000), "N"),
     Field("max_qr_bytes", 2048, "Longest link POST /api/qr renders.", _int(64, 4096), "BYTES"),
-    Field("web_dir", None, "Folder of the web client to serve. Unset: the bundle shipped in the package.", _dir, "DIR"),
+    Field(
+        "web_dir",
+        None,
+        "Folder of the web client to serve. Unset: the bundle shipped in the package.",
+        _dir,
+        "DIR",
+    ),
     Field("log_level", "info", "debug, info, warning or error.", _log_level, "LEVEL"),
     Field("log_json", False, "Log one JSON object per line.", _bool, "BOOL"),
 )
@@ -247,7 +307,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
-            raise ConfigError("--tls-cert / PEA_TLS_CERT and --tls-key / PEA_TLS_KEY go together: set both")
+            raise ConfigError(
+                "--tls-cert / PEA_TLS_CERT and --tls-key / PEA_TLS_KEY go together: set both"
+            )
 
     @property
     def secret_is_random(self) -> bool:

@@ -1,0 +1,3 @@
+from pea.cli import main
+
+main()

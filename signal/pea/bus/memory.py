@@ -1,0 +1,149 @@
+"""The in-memory bus: one process, no Redis. Several `MemoryBus` objects may share
+one `MemoryBroker`, which lets unit tests run multi-node scenarios in one process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pea.bus import Deliver, Envelope, JoinResult, OnReconnect, info_name
+
+
+@dataclass
+class _Room:
+    info: dict[str, str] = field(default_factory=dict)
+    deadline: dict[str, float] = field(default_factory=dict)
+
+
+class MemoryBroker:
+    def __init__(self) -> None:
+        self.rooms: dict[str, _Room] = {}
+        self.subscribers: dict[str, dict[str, Deliver]] = {}
+
+    def publish(self, room: str, envelope: str) -> None:
+        for deliver in list(self.subscribers.get(room, {}).values()):
+            deliver(room, envelope)
+
+    def reap(self, room: str, now: float) -> None:
+        state = self.rooms.get(room)
+        if state is None:
+            return
+        for peer in [p for p, d in state.deadline.items() if d <= now]:
+            del state.deadline[peer]
+            state.info.pop(peer, None)
+            self.publish(room, Envelope.left(peer))
+        if not state.deadline:
+            del self.rooms[room]
+
+
+class MemoryBus:
+    def __init__(
+        self,
+        node_id: str,
+        *,
+        lease: float,
+        grace: float,
+        broker: MemoryBroker | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.node_id = node_id
+        self._lease = lease
+        self._grace = grace
+        self._broker = broker or MemoryBroker()
+        self._deliver: Deliver | None = None
+        self._clock = clock
+
+    @property
+    def healthy(self) -> bool:
+        return True
+
+    @property
+    def reconnects(self) -> int:
+        return 0
+
+    async def start(self, deliver: Deliver, on_reconnect: OnReconnect) -> None:
+        self._deliver = deliver
+
+    async def close(self) -> None:
+        for subs in self._broker.subscribers.values():
+            subs.pop(self.node_id, None)
+
+    async def subscribe(self, room: str) -> None:
+        assert self._deliver is not None, "start() the bus first"
+        self._broker.subscribers.setdefault(room, {})[self.node_id] = self._deliver
+
+    async def unsubscribe(self, room: str) -> None:
+        subs = self._broker.subscribers.get(room)
+        if subs is not None:
+            subs.pop(self.node_id, None)
+            if not subs:
+                del self._broker.subscribers[room]
+
+    async def join(
+        self,
+        room: str,
+        peer: str,
+        info: str,
+        limit: int,
+        resume_peer: str | None,
+        joined_frame: str,
+    ) -> JoinResult:
+        now = self._clock()
+        self._broker.reap(room, now)
+        state = self._broker.rooms.setdefault(room, _Room())
+        live_until = now + self._lease + self._grace
+        if resume_peer is not None and resume_peer in state.deadline:
+            state.info[resume_peer] = info
+            state.deadline[resume_peer] = live_until
+            self._broker.publish(room, Envelope.takeover(resume_peer, self.node_id))
+            return JoinResult("resumed", resume_peer, self._others(state, resume_peer))
+        if len(state.deadline) >= limit:
+            if not state.deadline:
+                del self._broker.rooms[room]
+            return JoinResult("full", peer, {})
+        state.info[peer] = info
+        state.deadline[peer] = live_until
+        self._broker.publish(room, Envelope.joined(peer, joined_frame))
+        return JoinResult("joined", peer, self._others(state, peer))
+
+    @staticmethod
+    def _others(state: _Room, peer: str) -> dict[str, str | None]:
+        return {p: info_name(i) for p, i in state.info.items() if p != peer}
+
+    async def leave(self, room: str, peer: str) -> None:
+        state = self._broker.rooms.get(room)
+        if state is None or peer not in state.deadline:
+            return
+        del state.deadline[peer]
+        state.info.pop(peer, None)
+        if not state.deadline:
+            del self._broker.rooms[room]
+        self._broker.publish(room, Envelope.left(peer))
+
+    async def away(self, room: str, peer: str) -> None:
+        state = self._broker.rooms.get(room)
+        if state is not None and peer in state.deadline:
+            state.deadline[peer] = self._clock() + self._grace
+
+    async def publish(self, room: str, envelope: str) -> None:
+        self._broker.publish(room, envelope)
+
+    async def heartbeat(self, rooms: dict[str, dict[str, str]], upsert: bool = False) -> None:
+        now = self._clock()
+        live_until = now + self._lease + self._grace
+        for room, peers in rooms.items():
+            state = self._broker.rooms.setdefault(room, _Room())
+            for peer, info in peers.items():
+                if not upsert and peer not in state.deadline:
+                    continue
+                state.info[peer] = info
+                state.deadline[peer] = live_until
+            self._broker.reap(room, now)
+        # Rooms nobody on any node is subscribed to still expire their away members.
+        for room in [r for r in self._broker.rooms if r not in self._broker.subscribers]:
+            self._broker.reap(room, now)
+
+    async def members(self, room: str) -> dict[str, str | None]:
+        state = self._broker.rooms.get(room)
+        return {} if state is None else {p: info_name(i) for p, i in state.info.items()}

@@ -1,0 +1,473 @@
+"""The Redis bus: membership in Redis, one pub/sub channel per room.
+
+Keys of a room share the hash tag `{room}` (`pea:{room}:m` member infos,
+`pea:{room}:d` deadlines, channel `pea:{room}`), so a move to Redis Cluster's
+sharded pub/sub keeps every room on one shard. All membership changes are Lua
+scripts using Redis's own clock: atomic across nodes, immune to node clock skew.
+
+Connections per node are constant: one pub/sub connection (subscribed to every
+room with a local peer), one publishing connection fed by a queue that pipelines
+whatever accumulated while the previous batch was in flight, and a small bounded
+pool for scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from pea.bus import BusUnavailable, Deliver, JoinResult, OnReconnect, info_name
+
+log = logging.getLogger("pea.bus")
+
+_LIB = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function reap(m, d, channel, now)
+  local gone = redis.call('ZRANGEBYSCORE', d, '-inf', now)
+  for _, p in ipairs(gone) do
+    redis.call('ZREM', d, p)
+    redis.call('HDEL', m, p)
+    redis.call('PUBLISH', channel, 'L ' .. p)
+  end
+end
+"""
+
+# KEYS: m, d.  ARGV: channel, peer, info, limit, live_ms, resume_peer, joined_frame, ttl_ms, node
+_JOIN = (
+    _LIB
+    + """
+local now = now_ms()
+reap(KEYS[1], KEYS[2], ARGV[1], now)
+local who = ARGV[2]
+local status = 'joined'
+local live = now + tonumber(ARGV[5])
+if ARGV[6] ~= '' and redis.call('ZSCORE', KEYS[2], ARGV[6]) then
+  who = ARGV[6]
+  status = 'resumed'
+  redis.call('PUBLISH', ARGV[1], 'T ' .. who .. ' ' .. ARGV[9])
+else
+  if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
+    return {'full', who, {}}
+  end
+  redis.call('PUBLISH', ARGV[1], 'J ' .. who .. ' ' .. ARGV[7])
+end
+redis.call('HSET', KEYS[1], who, ARGV[3])
+redis.call('ZADD', KEYS[2], live, who)
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+redis.call('PEXPIRE', KEYS[2], ARGV[8])
+return {status, who, redis.call('HGETALL', KEYS[1])}
+"""
+)
+
+# KEYS: m, d.  ARGV: channel, peer
+_LEAVE = """
+if redis.call('ZREM', KEYS[2], ARGV[2]) == 1 then
+  redis.call('HDEL', KEYS[1], ARGV[2])
+  redis.call('PUBLISH', ARGV[1], 'L ' .. ARGV[2])
+end
+return 0
+"""
+
+# KEYS: m, d.  ARGV: peer, grace_ms
+_AWAY = (
+    _LIB
+    + """
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[2]), ARGV[1])
+end
+return 0
+"""
+)
+
+# KEYS: m, d.  ARGV: channel, live_ms, ttl_ms, upsert ('1' after a reconnect), peer, info, ...
+# Without upsert only peers still present are refreshed, so a heartbeat racing a
+# `leave` cannot bring a departed peer back.
+_HEARTBEAT = (
+    _LIB
+    + """
+local now = now_ms()
+local live = now + tonumber(ARGV[2])
+for i = 5, #ARGV, 2 do
+  if ARGV[4] == '1' or redis.call('ZSCORE', KEYS[2], ARGV[i]) then
+    redis.call('ZADD', KEYS[2], live, ARGV[i])
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+reap(KEYS[1], KEYS[2], ARGV[1], now)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 0
+"""
+)
+
+# KEYS: m, d.  ARGV: channel
+_MEMBERS = (
+    _LIB
+    + """
+reap(KEYS[1], KEYS[2], ARGV[1], now_ms())
+return redis.call('HGETALL', KEYS[1])
+"""
+)
+
+_REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+HEARTBEAT_BATCH = 500
+
+
+def _keys(room: str) -> list[str]:
+    return [f"pea:{{{room}}}:m", f"pea:{{{room}}}:d"]
+
+
+def _channel(room: str) -> str:
+    return f"pea:{{{room}}}"
+
+
+def _room_of(channel: str) -> str:
+    return channel[5:-1]
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+class _Publisher:
+    """One connection, auto-pipelined: everything queued while a batch is in flight
+    goes out in the next batch, in queue order, which keeps per-sender order."""
+
+    def __init__(self, client: aioredis.Redis, max_batch: int = 1024, max_queue: int = 50000):
+        self._client = client
+        self._queue: asyncio.Queue[tuple[str, str] | asyncio.Future[None]] = asyncio.Queue(
+            max_queue
+        )
+        self._max_batch = max_batch
+        self.lost = 0
+
+    async def put(self, channel: str, message: str) -> None:
+        item = (channel, message)
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            await self._queue.put(item)
+
+    async def barrier(self) -> None:
+        """Wait until everything queued before this call has been sent."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put(fut)
+        await asyncio.wait_for(fut, 5)
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            messages = [item for item in batch if isinstance(item, tuple)]
+            if messages:
+                try:
+                    async with self._client.pipeline(transaction=False) as pipe:
+                        for channel, message in messages:
+                            pipe.publish(channel, message)
+                        await pipe.execute()
+                except _REDIS_ERRORS as exc:
+                    self.lost += len(messages)
+                    log.warning("bus publish failed, %d messages lost: %s", len(messages), exc)
+            for item in batch:
+                if isinstance(item, asyncio.Future) and not item.done():
+                    item.set_result(None)
+
+
+class RedisBus:
+    def __init__(
+        self,
+        url: str,
+        node_id: str,
+        *,
+        lease: float,
+        grace: float,
+        ping_interval: float = 1.0,
+        dead_after: float = 3.0,
+        command_timeout: float = 2.0,
+        pool_size: int = 8,
+    ) -> None:
+        self.node_id = node_id
+        self._live_ms = int((lease + grace) * 1000)
+        self._grace_ms = int(grace * 1000)
+        self._ttl_ms = self._live_ms * 2 + 10_000
+        self._ping_interval = ping_interval
+        self._dead_after = dead_after
+        common: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_connect_timeout": command_timeout,
+            "health_check_interval": 0,
+        }
+        # Commands fail fast (one retry, bounded timeouts): a join must be
+        # answered `unavailable`, not hang, while Redis is away.
+        self._commands = aioredis.Redis(
+            connection_pool=aioredis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=pool_size,
+                timeout=command_timeout,
+                socket_timeout=command_timeout,
+                retry=Retry(NoBackoff(), 1),
+                **common,
+            )
+        )
+        self._publish_client = aioredis.Redis.from_url(
+            url,
+            single_connection_client=True,
+            socket_timeout=command_timeout,
+            retry=Retry(NoBackoff(), 1),
+            **common,
+        )
+        # The listener supervises its own connection, so redis-py must not retry
+        # behind its back.
+        self._listen_client = aioredis.Redis.from_url(
+            url, socket_timeout=None, retry=Retry(NoBackoff(), 0), **common
+        )
+        self._join = self._commands.register_script(_JOIN)
+        self._leave = self._commands.register_script(_LEAVE)
+        self._away = self._commands.register_script(_AWAY)
+        self._heartbeat = self._commands.register_script(_HEARTBEAT)
+        self._members = self._commands.register_script(_MEMBERS)
+        self._publisher = _Publisher(self._publish_client)
+        self._rooms: set[str] = set()
+        self._pending: dict[str, deque[asyncio.Future[None]]] = {}
+        self._pubsub: Any = None
+        self._healthy = False
+        self._reconnects = 0
+        self._deliver: Deliver | None = None
+        self._on_reconnect: OnReconnect | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._first_connect = asyncio.Event()
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy
+
+    @property
+    def reconnects(self) -> int:
+        return self._reconnects
+
+    async def start(self, deliver: Deliver, on_reconnect: OnReconnect) -> None:
+        self._deliver = deliver
+        self._on_reconnect = on_reconnect
+        self._tasks = [
+            asyncio.create_task(self._supervise(), name="pea-bus-listener"),
+            asyncio.create_task(self._publisher.run(), name="pea-bus-publisher"),
+        ]
+        # Start serving even if Redis is down: readiness says so and joins get
+        # `unavailable` until the listener connects.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._first_connect.wait(), 5)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, *_REDIS_ERRORS):
+                await task
+        for client in (self._commands, self._publish_client, self._listen_client):
+            with contextlib.suppress(*_REDIS_ERRORS):
+                await client.aclose()
+        self._healthy = False
+
+    # -- listener ---------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        backoff = 0.1
+        while True:
+            connected_at: float | None = None
+            pubsub = self._listen_client.pubsub()
+            try:
+                await self._connect(pubsub)
+                connected_at = time.monotonic()
+                await self._listen(pubsub)
+            except asyncio.CancelledError:
+                await self._drop(pubsub)
+                raise
+            except _REDIS_ERRORS as exc:
+                level = logging.WARNING if connected_at or not self._reconnects else logging.DEBUG
+                log.log(level, "bus connection lost: %s; reconnecting", exc or type(exc).__name__)
+            except Exception:
+                log.exception("bus listener failed; reconnecting")
+            await self._drop(pubsub)
+            if connected_at is not None and time.monotonic() - connected_at > 10:
+                backoff = 0.1
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, 5.0)
+
+    async def _connect(self, pubsub: Any) -> None:
+        control = f"pea:node:{self.node_id}"
+        channels = [control, *(_channel(r) for r in self._rooms)]
+        await asyncio.wait_for(pubsub.subscribe(*channels), self._dead_after)
+        # Confirmations arrive in order: the last one means all are active.
+        deadline = time.monotonic() + self._dead_after + len(channels) / 10000
+        remaining = len(channels)
+        while remaining:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("subscribing timed out")
+            msg = await pubsub.get_message(timeout=left)
+            if msg is not None and msg["type"] == "subscribe":
+                remaining -= 1
+        self._pubsub = pubsub
+        self._healthy = True
+        was_first = not self._first_connect.is_set()
+        self._first_connect.set()
+        if was_first:
+            log.info("bus connected to Redis")
+        else:
+            self._reconnects += 1
+            log.warning("bus reconnected to Redis; %d rooms resubscribed", len(self._rooms))
+            if self._on_reconnect is not None:
+                task = asyncio.create_task(self._on_reconnect())
+                task.add_done_callback(_log_failure)
+                self._tasks.append(task)
+
+    async def _listen(self, pubsub: Any) -> None:
+        assert self._deliver is not None
+        deliver = self._deliver
+        last_rx = last_ping = time.monotonic()
+        while True:
+            msg = await pubsub.get_message(timeout=self._ping_interval / 2)
+            now = time.monotonic()
+            if msg is not None:
+                last_rx = now
+                kind = msg["type"]
+                if kind == "message":
+                    try:
+                        deliver(_room_of(msg["channel"]), msg["data"])
+                    except Exception:
+                        log.exception("delivering a bus message failed")
+                elif kind == "subscribe":
+                    waiting = self._pending.get(msg["channel"])
+                    if waiting:
+                        fut = waiting.popleft()
+                        if not fut.done():
+                            fut.set_result(None)
+            if now - last_ping >= self._ping_interval:
+                last_ping = now
+                await pubsub.ping()
+            if now - last_rx > self._dead_after:
+                raise TimeoutError(f"Redis silent for {self._dead_after:.0f} s")
+
+    async def _drop(self, pubsub: Any) -> None:
+        self._healthy = False
+        self._pubsub = None
+        for waiting in self._pending.values():
+            for fut in waiting:
+                if not fut.done():
+                    fut.set_exception(BusUnavailable("bus connection lost"))
+        self._pending.clear()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(pubsub.aclose(), 1)
+
+    # -- subscriptions ----------------------------------------------------
+
+    async def subscribe(self, room: str) -> None:
+        pubsub = self._pubsub
+        if not self._healthy or pubsub is None:
+            raise BusUnavailable("bus not connected")
+        channel = _channel(room)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(channel, deque()).append(fut)
+        self._rooms.add(room)
+        try:
+            await pubsub.subscribe(channel)
+            await asyncio.wait_for(fut, self._dead_after)
+        except (*_REDIS_ERRORS, BusUnavailable) as exc:
+            self._rooms.discard(room)
+            raise BusUnavailable(str(exc)) from None
+
+    async def unsubscribe(self, room: str) -> None:
+        self._rooms.discard(room)
+        pubsub = self._pubsub
+        if pubsub is not None and self._healthy:
+            with contextlib.suppress(*_REDIS_ERRORS):
+                await pubsub.unsubscribe(_channel(room))
+
+    # -- membership -------------------------------------------------------
+
+    async def join(
+        self,
+        room: str,
+        peer: str,
+        info: str,
+        limit: int,
+        resume_peer: str | None,
+        joined_frame: str,
+    ) -> JoinResult:
+        args: list[str | int] = [
+            _channel(room),
+            peer,
+            info,
+            limit,
+            self._live_ms,
+            resume_peer or "",
+            joined_frame,
+            self._ttl_ms,
+            self.node_id,
+        ]
+        try:
+            status, who, flat = await self._join(keys=_keys(room), args=args)
+        except _REDIS_ERRORS as exc:
+            raise BusUnavailable(str(exc)) from None
+        others = {p: info_name(i) for p, i in _pairs(flat).items() if p != who}
+        return JoinResult(status, who, others)
+
+    async def leave(self, room: str, peer: str) -> None:
+        try:
+            # Signals this peer sent before leaving go out before its `left`.
+            await self._publisher.barrier()
+            await self._leave(keys=_keys(room), args=[_channel(room), peer])
+        except _REDIS_ERRORS as exc:
+            raise BusUnavailable(str(exc)) from None
+
+    async def away(self, room: str, peer: str) -> None:
+        try:
+            await self._away(keys=_keys(room), args=[peer, self._grace_ms])
+        except _REDIS_ERRORS as exc:
+            raise BusUnavailable(str(exc)) from None
+
+    async def publish(self, room: str, envelope: str) -> None:
+        if not self._healthy:
+            raise BusUnavailable("bus not connected")
+        await self._publisher.put(_channel(room), envelope)
+
+    async def heartbeat(self, rooms: dict[str, dict[str, str]], upsert: bool = False) -> None:
+        items = list(rooms.items())
+        try:
+            for start in range(0, len(items), HEARTBEAT_BATCH):
+                async with self._commands.pipeline(transaction=False) as pipe:
+                    for room, peers in items[start : start + HEARTBEAT_BATCH]:
+                        args: list[str | int] = [_channel(room), self._live_ms, self._ttl_ms]
+                        args.append("1" if upsert else "0")
+                        for peer, info in peers.items():
+                            args += [peer, info]
+                        await self._heartbeat(keys=_keys(room), args=args, client=pipe)
+                    await pipe.execute()
+        except _REDIS_ERRORS as exc:
+            raise BusUnavailable(str(exc)) from None
+
+    async def members(self, room: str) -> dict[str, str | None]:
+        try:
+            flat = await self._members(keys=_keys(room), args=[_channel(room)])
+        except _REDIS_ERRORS as exc:
+            raise BusUnavailable(str(exc)) from None
+        return {p: info_name(i) for p, i in _pairs(flat).items()}
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("bus resync failed: %s", task.exception())

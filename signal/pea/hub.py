@@ -1,0 +1,97 @@
+"""Hub: which local connection is which peer of which room. Pure bookkeeping, no I/O.
+
+Besides the local connections, the hub keeps a view of every member of the
+rooms this node serves (local or on other nodes), fed by the bus's `joined` and
+`left` events, so `unknown-peer` is decided without a round trip to Redis. It
+also holds connections whose join is in flight: events for their room are
+buffered for them until their `welcome` is out (see Node.join).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Generic, TypeVar
+
+C = TypeVar("C")
+
+
+class Hub(Generic[C]):
+    def __init__(self) -> None:
+        self._local: dict[str, dict[str, C]] = {}
+        self._pending: dict[str, set[C]] = {}
+        self._views: dict[str, set[str]] = {}
+
+    # local connections
+    def add(self, room: str, peer: str, conn: C, members: set[str]) -> None:
+        self._local.setdefault(room, {})[peer] = conn
+        self._views[room] = {*members, peer, *self._views.get(room, ())}
+
+    def remove(self, room: str, peer: str, conn: C) -> bool:
+        """Remove `peer` if `conn` still holds it; True if it did."""
+        local = self._local.get(room)
+        if local is None or local.get(peer) is not conn:
+            return False
+        del local[peer]
+        if not local:
+            del self._local[room]
+        if room not in self._local and room not in self._pending:
+            self._views.pop(room, None)
+        return True
+
+    def get(self, room: str, peer: str) -> C | None:
+        local = self._local.get(room)
+        return None if local is None else local.get(peer)
+
+    def local(self, room: str) -> dict[str, C]:
+        return self._local.get(room, {})
+
+    def has_local(self, room: str) -> bool:
+        return room in self._local or room in self._pending
+
+    def rooms(self) -> Iterator[tuple[str, dict[str, C]]]:
+        return iter(list(self._local.items()))
+
+    @property
+    def room_count(self) -> int:
+        return len(self._local)
+
+    @property
+    def peer_count(self) -> int:
+        return sum(len(peers) for peers in self._local.values())
+
+    # joins in flight
+    def add_pending(self, room: str, conn: C) -> None:
+        self._pending.setdefault(room, set()).add(conn)
+
+    def remove_pending(self, room: str, conn: C) -> None:
+        pending = self._pending.get(room)
+        if pending is not None:
+            pending.discard(conn)
+            if not pending:
+                del self._pending[room]
+                if room not in self._local:
+                    self._views.pop(room, None)
+
+    def pending(self, room: str) -> set[C]:
+        return self._pending.get(room, set())
+
+    # membership views
+    def knows(self, room: str, peer: str) -> bool:
+        return peer in self._views.get(room, ())
+
+    def view(self, room: str) -> set[str]:
+        return self._views.get(room, set())
+
+    def set_view(self, room: str, members: set[str]) -> None:
+        if room in self._local or room in self._pending:
+            self._views[room] = set(members)
+
+    def note_joined(self, room: str, peer: str) -> None:
+        view = self._views.get(room)
+        if view is not None:
+            view.add(peer)
+
+    def note_left(self, room: str, peer: str) -> None:
+        view = self._views.get(room)
+        if view is not None:
+            view.discard(peer)

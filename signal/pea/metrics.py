@@ -1,0 +1,36 @@
+"""Prometheus metrics of one node, in a registry of its own (tests run many nodes
+in one process, and the default registry would mix them up)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.connections = Gauge("pea_connections", "Open WebSocket connections.", registry=r)
+        self.peers = Gauge("pea_peers", "Peers joined to a room on this node.", registry=r)
+        self.rooms = Gauge("pea_rooms", "Rooms with at least one peer on this node.", registry=r)
+        self.frames_in = Counter(
+            "pea_frames_in", "Frames received from clients, by type.", ["type"], registry=r
+        )
+        self.frames_out = Counter(
+            "pea_frames_out", "Frames sent to clients, by type.", ["type"], registry=r
+        )
+        self.errors = Counter("pea_errors", "Error frames sent, by code.", ["code"], registry=r)
+        self.relay_latency = Histogram(
+            "pea_relay_latency_seconds",
+            "Time from a signal's publish on one node to its delivery on the receiving node.",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=r,
+        )
+        self.bus_reconnects = Gauge(
+            "pea_bus_reconnects", "Times the bus reconnected after losing Redis.", registry=r
+        )
+        self.bus_healthy = Gauge("pea_bus_healthy", "1 while the bus is connected.", registry=r)
+        self.draining = Gauge("pea_draining", "1 while the node is draining.", registry=r)
+        self.dropped_slow = Counter(
+            "pea_slow_consumers_dropped", "Connections dropped for not reading.", registry=r
+        )

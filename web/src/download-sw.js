@@ -1,0 +1,48 @@
+// Service worker whose only job is to turn a stream handed over by the page
+// into a normal browser download, so a file of any size goes to disk instead
+// of memory. It answers only URLs under /_pea/download/; everything else
+// goes to the network untouched.
+const PREFIX = "/_pea/download/";
+const pending = new Map();
+
+self.addEventListener("install", () => self.skipWaiting());
+self.addEventListener("activate", (e) => e.waitUntil(self.clients.claim()));
+
+self.addEventListener("message", (e) => {
+  const d = e.data;
+  if (!d || typeof d !== "object") return;
+  if (d.type === "pea-download" && typeof d.id === "string" && d.stream) {
+    pending.set(d.id, d);
+    setTimeout(() => pending.delete(d.id), 60000); // never fetched: forget it
+    e.ports[0]?.postMessage({ ok: true });
+  } else if (d.type === "pea-ping") {
+    // Each message keeps this worker alive while a long download runs.
+    e.ports[0]?.postMessage({ ok: true });
+  }
+});
+
+function disposition(name) {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  const utf8 = encodeURIComponent(name).replace(/['()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${utf8}`;
+}
+
+self.addEventListener("fetch", (e) => {
+  const url = new URL(e.request.url);
+  if (url.origin !== self.location.origin || !url.pathname.startsWith(PREFIX)) return;
+  const id = url.pathname.slice(PREFIX.length).split("/")[0];
+  const d = pending.get(id);
+  if (!d) {
+    e.respondWith(new Response("This download link has expired. Start the download again from the pea page.", { status: 404, headers: { "Content-Type": "text/plain; charset=utf-8" } }));
+    return;
+  }
+  pending.delete(id);
+  const headers = {
+    "Content-Type": d.mime || "application/octet-stream",
+    "Content-Disposition": disposition(d.name),
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+  };
+  if (Number.isFinite(d.size)) headers["Content-Length"] = String(d.size);
+  e.respondWith(new Response(d.stream, { headers }));
+});

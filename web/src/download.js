@@ -1,0 +1,107 @@
+// Hands a ReadableStream to the browser as a download. In a secure context a
+// service worker streams it to disk; elsewhere (plain HTTP on a LAN address)
+// there is no service worker, so the bytes are gathered in memory and saved
+// as a Blob: it works, but the page says so and says how to avoid it.
+import { randomId } from "./util.js";
+
+export const MEMORY_WARN_BYTES = 512 << 20;
+let registration = null;
+let mode = null;
+
+export async function setupDownloads() {
+  if (mode) return mode;
+  if (!window.isSecureContext || !("serviceWorker" in navigator)) {
+    mode = "memory";
+    return mode;
+  }
+  try {
+    registration = await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+    mode = "stream";
+  } catch (err) {
+    console.warn("pea: service worker unavailable, downloads will be kept in memory", err);
+    mode = "memory";
+  }
+  return mode;
+}
+
+export function downloadMode() {
+  return mode;
+}
+
+async function activeWorker() {
+  if (registration?.active) return registration.active;
+  const ready = await Promise.race([
+    navigator.serviceWorker.ready,
+    new Promise((_, rej) => setTimeout(() => rej(new Error("service worker did not start")), 10000)),
+  ]);
+  return ready.active;
+}
+
+function ask(worker, message, transfer = []) {
+  return new Promise((resolve, reject) => {
+    const { port1, port2 } = new MessageChannel();
+    const t = setTimeout(() => reject(new Error("service worker did not answer")), 10000);
+    port1.onmessage = () => {
+      clearTimeout(t);
+      resolve();
+    };
+    worker.postMessage(message, [port2, ...transfer]);
+  });
+}
+
+let keepAlive = null;
+let active = 0;
+function hold() {
+  active++;
+  if (!keepAlive)
+    keepAlive = setInterval(() => {
+      if (registration?.active) ask(registration.active, { type: "pea-ping" }).catch(() => {});
+    }, 10000);
+}
+function release() {
+  active--;
+  if (active <= 0 && keepAlive) {
+    clearInterval(keepAlive);
+    keepAlive = null;
+  }
+}
+
+/** Save `stream` as a download called `name`; resolves when the bytes have been handed over. */
+export async function saveStream({ name, size, mime, stream, done }) {
+  if (mode === "stream") {
+    const worker = await activeWorker();
+    const id = randomId(16);
+    await ask(worker, { type: "pea-download", id, name, size, mime, stream }, [stream]);
+    hold();
+    const frame = document.createElement("iframe");
+    frame.hidden = true;
+    frame.title = "download";
+    // A navigation the worker answers; never <a download>, which bypasses the worker.
+    frame.src = `/_pea/download/${id}/${encodeURIComponent(name)}`;
+    document.body.append(frame);
+    const cleanup = () => {
+      release();
+      setTimeout(() => frame.remove(), 5000);
+    };
+    done.then(cleanup, cleanup);
+    return;
+  }
+  const parts = [];
+  const reader = stream.getReader();
+  for (;;) {
+    const { value, done: end } = await reader.read();
+    if (end) break;
+    parts.push(value);
+  }
+  const url = URL.createObjectURL(new Blob(parts, { type: mime || "application/octet-stream" }));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  setTimeout(() => {
+    URL.revokeObjectURL(url);
+    a.remove();
+  }, 60000);
+}

@@ -1,0 +1,119 @@
+// One RTCPeerConnection with one remote peer. Roles are fixed, not "perfect
+// negotiation": the sharer always offers (it creates the control channel),
+// the receiver always answers, so glare cannot happen. Everything this sends
+// through the server goes through `send`, which the caller signs.
+
+export const CONNECT_TIMEOUT_MS = 20000;
+
+export class PeerLink extends EventTarget {
+  constructor({ remote, role, iceServers, send, connectTimeoutMs = CONNECT_TIMEOUT_MS }) {
+    super();
+    this.remote = remote;
+    this.role = role;
+    this.send = send;
+    this.state = "connecting";
+    this.control = null;
+    this.pendingCandidates = [];
+    this.haveRemote = false;
+    this.pc = new RTCPeerConnection({ iceServers: iceServers ?? [] });
+    this.pc.onicecandidate = (ev) => {
+      // Trickle ICE: each candidate goes out as soon as it is found.
+      if (ev.candidate && ev.candidate.candidate) this.send("candidate", JSON.stringify(ev.candidate.toJSON()));
+    };
+    this.pc.onconnectionstatechange = () => {
+      const s = this.pc.connectionState;
+      if (s === "failed") this.fail(this.state === "connected" ? "lost" : "ice-failed");
+    };
+    this.pc.ondatachannel = (ev) => {
+      if (ev.channel.label === "control") this.adoptControl(ev.channel);
+      else this.emit("datachannel", ev.channel);
+    };
+    this.timer = setTimeout(() => {
+      if (this.state === "connecting") this.fail("timeout");
+    }, connectTimeoutMs);
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  setState(state, reason) {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit("state", { state, reason });
+  }
+
+  fail(reason) {
+    if (this.state === "failed" || this.state === "closed") return;
+    clearTimeout(this.timer);
+    this.setState("failed", reason);
+    this.close(false);
+  }
+
+  adoptControl(ch) {
+    this.control = ch;
+    ch.onopen = () => {
+      clearTimeout(this.timer);
+      this.setState("connected");
+      this.emit("control", ch);
+    };
+    ch.onclose = () => {
+      if (this.state === "connected") this.setState("closed", "channel-closed");
+    };
+    if (ch.readyState === "open") ch.onopen();
+  }
+
+  get maxMessageSize() {
+    return this.pc.sctp?.maxMessageSize || 65536;
+  }
+
+  async startOffer() {
+    this.adoptControl(this.pc.createDataChannel("control", { ordered: true }));
+    const offer = await this.pc.createOffer();
+    await this.pc.setLocalDescription(offer);
+    this.send("offer", this.pc.localDescription.sdp);
+  }
+
+  async handle(kind, payload) {
+    if (this.state === "failed" || this.state === "closed") return;
+    if (kind === "offer" && this.role === "answerer") {
+      await this.pc.setRemoteDescription({ type: "offer", sdp: payload });
+      await this.flushCandidates();
+      await this.pc.setLocalDescription(await this.pc.createAnswer());
+      this.send("answer", this.pc.localDescription.sdp);
+    } else if (kind === "answer" && this.role === "offerer") {
+      await this.pc.setRemoteDescription({ type: "answer", sdp: payload });
+      await this.flushCandidates();
+    } else if (kind === "candidate") {
+      let cand;
+      try {
+        cand = JSON.parse(payload);
+      } catch {
+        return;
+      }
+      if (this.haveRemote) await this.addCandidate(cand);
+      else this.pendingCandidates.push(cand);
+    }
+  }
+
+  async flushCandidates() {
+    this.haveRemote = true;
+    for (const c of this.pendingCandidates.splice(0)) await this.addCandidate(c);
+  }
+
+  async addCandidate(c) {
+    try {
+      await this.pc.addIceCandidate(c);
+    } catch {
+      // A candidate we cannot use (other address family, stale generation) is not an error.
+    }
+  }
+
+  close(markClosed = true) {
+    clearTimeout(this.timer);
+    if (markClosed && this.state !== "failed") this.setState("closed", "local");
+    try {
+      this.pc.close();
+    } catch {}
+  }
+}

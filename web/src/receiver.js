@@ -1,0 +1,254 @@
+// The receiving side: finds the sharer in the room, keeps one PeerLink to it,
+// collects the manifest, and runs downloads (one file, or all as a zip).
+import { makeZip, predictLength } from "client-zip";
+import { saveStream } from "./download.js";
+import { PeerLink } from "./peer.js";
+import { parse } from "./transfer/protocol.js";
+import { startDownload } from "./transfer/receive.js";
+import { Meter } from "./util.js";
+
+const NO_SHARER_MS = 8000;
+
+export class Receiver extends EventTarget {
+  constructor(room) {
+    super();
+    this.room = room;
+    this.files = new Map();
+    this.notes = [];
+    this.state = "connecting-server";
+    this.detail = "";
+    this.sharer = null;
+    this.link = null;
+    this.sharerLeft = false;
+    this.downloads = new Map(); // file id (or "*") → {meter, error, done}
+    room.on("state", (s) => this.onServerState(s));
+    room.on("welcome", (w) => this.onWelcome(w));
+    room.on("peer-joined", ({ peer }) => {
+      if (!this.connected) this.hello(peer);
+    });
+    room.on("peer-left", ({ peer }) => this.onPeerLeft(peer));
+    room.on("message", ({ from, kind, payload }) => this.onMessage(from, kind, payload));
+    room.on("tampered", ({ from, kind }) => this.onTampered(from, kind));
+  }
+
+  get connected() {
+    return this.link?.state === "connected";
+  }
+
+  changed() {
+    this.dispatchEvent(new Event("update"));
+  }
+
+  set(state, detail = "") {
+    this.state = state;
+    this.detail = detail;
+    this.changed();
+  }
+
+  hello(peer) {
+    this.room.send(peer, "hello", "receiver");
+  }
+
+  onServerState(s) {
+    if (s.state === "offline" || s.state === "reconnecting") {
+      this.serverTrouble = s;
+      if (!this.connected && !this.final) this.set("server-offline");
+      else this.changed();
+    } else if (s.state === "refused") {
+      this.set("failed", s.message || "The server refused to let us in.");
+      this.final = true;
+    } else if (s.state === "joined") {
+      this.serverTrouble = null;
+      this.changed();
+    }
+  }
+
+  onWelcome({ peers, resumed }) {
+    if (this.final || this.connected) return;
+    if (resumed && this.link) return;
+    if (!peers.length) {
+      this.set("no-sharer");
+      return;
+    }
+    if (this.state !== "connecting-peer") this.set("waiting");
+    for (const p of peers) this.hello(p.peer);
+    clearTimeout(this.noSharerTimer);
+    this.noSharerTimer = setTimeout(() => {
+      if (!this.link && !this.final) this.set("no-sharer");
+    }, NO_SHARER_MS);
+  }
+
+  onPeerLeft(peer) {
+    if (peer !== this.sharer) return;
+    this.sharerLeft = true;
+    // A live direct link outlasts the server: only its closing means the sharer is gone.
+    if (!this.connected) {
+      this.link?.close();
+      this.final = true;
+      this.set("sharer-left");
+    }
+  }
+
+  onTampered(from, kind) {
+    this.room.send(from, "refuse", `bad signature on ${kind}`);
+    if (this.connected) return; // already talking to a verified sharer: ignore the forgery, keep going
+    this.link?.close();
+    this.final = true;
+    this.set("tampered", `A signed ${kind} did not verify: it was altered on the way, so the server or the network is tampering with this connection. pea refused it and nothing was downloaded.`);
+  }
+
+  onMessage(from, kind, payload) {
+    if (kind === "refuse") {
+      if (from === this.sharer || !this.connected) {
+        this.link?.close();
+        this.final = true;
+        this.set("tampered", "The sharer refused our answer: it was altered on the way, so the server or the network is tampering with this connection. Nothing was downloaded.");
+      }
+      return;
+    }
+    if (kind === "offer") {
+      if (this.connected && from !== this.sharer) return;
+      this.link?.close();
+      this.sharer = from;
+      this.sharerLeft = false;
+      this.final = false;
+      clearTimeout(this.noSharerTimer);
+      this.set("connecting-peer");
+      const link = new PeerLink({ remote: from, role: "answerer", iceServers: this.room.iceServers, send: (k, p) => this.room.send(from, k, p) });
+      this.link = link;
+      link.addEventListener("control", (e) => this.onControl(e.detail));
+      link.addEventListener("state", (e) => {
+        if (this.link !== link) return;
+        const { state, reason } = e.detail;
+        if (state === "connected") this.set("connected");
+        else if (state === "failed") {
+          this.final = true;
+          this.set(reason === "lost" ? "lost" : "no-route");
+        } else if (state === "closed") {
+          this.final = true;
+          this.set("sharer-left");
+        }
+      });
+    }
+    if (from === this.sharer && this.link) {
+      this.link.handle(kind, payload).catch((err) => this.set("failed", `Could not set up the connection: ${err.message}`));
+    }
+  }
+
+  onControl(ch) {
+    ch.onmessage = (ev) => {
+      if (typeof ev.data !== "string") return;
+      const m = parse(ev.data);
+      if (m?.t !== "add") return;
+      for (const f of Array.isArray(m.files) ? m.files : []) {
+        if (!f || typeof f.id !== "string" || typeof f.name !== "string" || !Number.isSafeInteger(f.size) || f.size < 0) continue;
+        this.files.set(f.id, { id: f.id, name: f.name, path: typeof f.path === "string" ? f.path : f.name, size: f.size, type: typeof f.type === "string" ? f.type : "", mtime: Number(f.mtime) || Date.now() });
+      }
+      for (const n of Array.isArray(m.notes) ? m.notes : []) if (n && typeof n.text === "string") this.notes.push({ id: String(n.id), text: n.text });
+      this.changed();
+    };
+  }
+
+  track(key, total) {
+    const d = { meter: new Meter(total), error: null, done: false, last: 0 };
+    this.downloads.set(key, d);
+    this.changed();
+    return d;
+  }
+
+  progress(d, bytes) {
+    d.meter.update(bytes);
+    const now = performance.now();
+    if (now - d.last > 250) {
+      d.last = now;
+      this.changed();
+    }
+  }
+
+  finish(d, err) {
+    d.done = !err;
+    d.error = err ? err.message : null;
+    if (err && err.code === "mismatch") this.alert = err.message;
+    this.changed();
+  }
+
+  async download(id) {
+    const file = this.files.get(id);
+    if (!file || !this.connected) return;
+    const d = this.track(id, file.size);
+    try {
+      const t = await startDownload(this.link.pc, file, { onProgress: (b) => this.progress(d, b) });
+      t.done.then(() => this.finish(d), (err) => this.finish(d, err));
+      await saveStream({ name: safeName(file.name), size: file.size, mime: file.type, stream: t.stream, done: t.done });
+    } catch (err) {
+      this.finish(d, err);
+    }
+  }
+
+  async downloadAll() {
+    if (!this.connected || !this.files.size) return;
+    const files = [...this.files.values()];
+    const total = files.reduce((a, f) => a + f.size, 0);
+    const d = this.track("*", total);
+    const pc = this.link.pc;
+    let before = 0;
+    async function* entries(self) {
+      for (const f of files) {
+        const t = await startDownload(pc, f, { onProgress: (b) => self.progress(d, before + b) });
+        yield { name: f.path, lastModified: new Date(f.mtime), size: f.size, input: t.stream };
+        await t.done;
+        before += f.size;
+      }
+    }
+    let length;
+    try {
+      length = Number(predictLength(files.map((f) => ({ name: f.path, size: f.size }))));
+    } catch {
+      length = undefined;
+    }
+    // An error anywhere (a file that fails its SHA-256, a vanished sharer) errors the zip stream.
+    const { stream, done } = watched(makeZip(entries(this)));
+    done.then(() => this.finish(d), (err) => this.finish(d, err));
+    try {
+      await saveStream({ name: "pea-files.zip", size: length, mime: "application/zip", stream, done });
+    } catch (err) {
+      this.finish(d, err);
+    }
+  }
+}
+
+function safeName(name) {
+  const n = name.replace(/[\\/\x00-\x1f\x7f]/g, "_").trim();
+  return n && n !== "." && n !== ".." ? n : "download";
+}
+
+/** Pass a stream through unchanged, with a promise for its end or its error (no tee: tee buffers without bound). */
+function watched(src) {
+  const reader = src.getReader();
+  let settle;
+  const done = new Promise((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  const stream = new ReadableStream(
+    {
+      async pull(c) {
+        try {
+          const { value, done: end } = await reader.read();
+          if (end) {
+            c.close();
+            settle.resolve();
+          } else c.enqueue(value);
+        } catch (err) {
+          settle.reject(err);
+          c.error(err);
+        }
+      },
+      cancel(reason) {
+        settle.reject(new Error("The zip download was cancelled."));
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 1 },
+  );
+  return { stream, done };
+}

@@ -1,0 +1,179 @@
+// The sharing side: owns the shared files and notes, and one PeerLink per
+// receiver, each served independently. Emits "update" for the view.
+import { PeerLink } from "./peer.js";
+import { MANIFEST_BATCH, chunkSize } from "./transfer/protocol.js";
+import { Upload } from "./transfer/send.js";
+import { Meter } from "./util.js";
+
+export class Sharer extends EventTarget {
+  constructor(room) {
+    super();
+    this.room = room;
+    this.files = new Map();
+    this.notes = [];
+    this.receivers = new Map();
+    this.count = 0;
+    this.nextId = 1;
+    this.alert = null;
+    room.on("message", ({ from, kind, payload }) => this.onMessage(from, kind, payload));
+    room.on("tampered", ({ from, kind }) => this.onTampered(from, kind));
+    room.on("peer-left", ({ peer }) => this.onPeerLeft(peer));
+    room.on("state", () => this.changed());
+  }
+
+  changed() {
+    this.dispatchEvent(new Event("update"));
+  }
+
+  addFiles(entries) {
+    const added = [];
+    for (const { file, path } of entries) {
+      const id = String(this.nextId++);
+      const rec = { id, file, name: file.name, path: path || file.name, size: file.size, type: file.type || "", mtime: file.lastModified || Date.now() };
+      this.files.set(id, rec);
+      added.push(rec);
+    }
+    this.broadcast({ files: added.map(describe) });
+    this.changed();
+    return added;
+  }
+
+  addNote(text) {
+    const note = { id: String(this.nextId++), text };
+    this.notes.push(note);
+    this.broadcast({ notes: [note] });
+    this.changed();
+  }
+
+  manifestMessages({ files = [], notes = [] }) {
+    const out = [];
+    for (let i = 0; i < files.length; i += MANIFEST_BATCH) out.push({ t: "add", files: files.slice(i, i + MANIFEST_BATCH), notes: [] });
+    for (let i = 0; i < notes.length; i += MANIFEST_BATCH) out.push({ t: "add", files: [], notes: notes.slice(i, i + MANIFEST_BATCH) });
+    return out;
+  }
+
+  broadcast(delta) {
+    for (const r of this.receivers.values()) if (r.control?.readyState === "open") for (const m of this.manifestMessages(delta)) r.control.send(JSON.stringify(m));
+  }
+
+  onMessage(from, kind, payload) {
+    if (kind === "hello") {
+      this.accept(from);
+      return;
+    }
+    const r = this.receivers.get(from);
+    if (!r) return;
+    if (kind === "refuse") {
+      r.state = "tampered";
+      r.detail = "refused our offer: what it received from us had been altered on the way.";
+      this.alert = "A receiver refused the connection because our signed offer was altered on the way: the server or the network is tampering with the connection. Nothing was sent to it.";
+      r.link.close();
+      this.changed();
+      return;
+    }
+    r.link.handle(kind, payload).catch((err) => {
+      r.state = "failed";
+      r.detail = `could not connect (${err.message})`;
+      this.changed();
+    });
+  }
+
+  onTampered(from, kind) {
+    const r = this.receivers.get(from);
+    if (r) {
+      r.state = "tampered";
+      r.detail = "its connection details were altered on the way; refused.";
+      r.link.close();
+    }
+    this.room.send(from, "refuse", `bad signature on ${kind}`);
+    this.alert = `Refused a connection: a signed ${kind} did not verify, so it was altered on the way (the server or the network is tampering). Nothing was sent to that peer.`;
+    this.changed();
+  }
+
+  onPeerLeft(peer) {
+    const r = this.receivers.get(peer);
+    if (!r) return;
+    r.goneFromServer = true;
+    if (r.state !== "connected") {
+      r.state = r.state === "tampered" ? r.state : "left";
+      r.link.close();
+    }
+    this.changed();
+  }
+
+  accept(peer) {
+    const old = this.receivers.get(peer);
+    old?.link.close();
+    const r = old ?? { peer, label: `Receiver ${++this.count}`, uploads: new Set(), done: 0 };
+    r.state = "connecting";
+    r.detail = "";
+    r.link = new PeerLink({ remote: peer, role: "offerer", iceServers: this.room.iceServers, send: (kind, payload) => this.room.send(peer, kind, payload) });
+    this.receivers.set(peer, r);
+    const link = r.link;
+    link.addEventListener("control", (e) => {
+      r.control = e.detail;
+      r.control.send(JSON.stringify({ t: "hello", v: 1, app: "pea-web" }));
+      for (const m of this.manifestMessages({ files: [...this.files.values()].map(describe), notes: this.notes })) r.control.send(JSON.stringify(m));
+    });
+    link.addEventListener("state", (e) => {
+      if (r.link !== link) return;
+      const { state, reason } = e.detail;
+      if (state === "connected") r.state = "connected";
+      else if (state === "failed") {
+        r.state = "failed";
+        r.detail = reason === "lost" ? "the direct connection was lost." : "no direct connection could be made (strict NAT or firewall between you; TURN relays are off by design).";
+      } else if (state === "closed" && r.state === "connected") {
+        r.state = "left";
+        r.detail = r.uploads.size ? "left during a transfer." : "";
+      }
+      this.changed();
+    });
+    link.addEventListener("datachannel", (e) => this.serve(r, e.detail));
+    link.startOffer().catch((err) => {
+      r.state = "failed";
+      r.detail = `could not start a connection (${err.message})`;
+      this.changed();
+    });
+    this.changed();
+  }
+
+  serve(r, channel) {
+    const up = new Upload(channel, (id) => this.files.get(id), chunkSize(r.link.maxMessageSize));
+    const t = { up, meter: null, name: "", error: null };
+    up.addEventListener("start", (e) => {
+      t.name = e.detail.path;
+      t.meter = new Meter(e.detail.size);
+      r.uploads.add(t);
+      this.changed();
+    });
+    let last = 0;
+    up.addEventListener("progress", (e) => {
+      t.meter?.update(e.detail.acked);
+      const now = performance.now();
+      if (now - last > 250) {
+        last = now;
+        this.changed();
+      }
+    });
+    up.run().then(
+      () => {
+        r.uploads.delete(t);
+        r.done++;
+        r.lastDone = t.name;
+        this.changed();
+      },
+      (err) => {
+        r.uploads.delete(t);
+        if (t.name) {
+          r.lastError = `“${t.name}”: ${err.message}`;
+          if (err.code === "mismatch") this.alert = `${r.label}: ${r.lastError}`;
+        }
+        this.changed();
+      },
+    );
+  }
+}
+
+function describe(rec) {
+  return { id: rec.id, name: rec.name, path: rec.path, size: rec.size, type: rec.type, mtime: rec.mtime };
+}

@@ -1,0 +1,114 @@
+// Sender side of one `get` channel: reads the file with File.slice in blocks,
+// hashes it on the way out, and sends chunks under two limits: the channel's
+// own buffer (bufferedAmountLowThreshold) and the receiver's acknowledged
+// window, so a receiver that writes slowly is never flooded.
+import { createSHA256 } from "hash-wasm";
+import { HIGH_WATER, LOW_WATER, READ_BLOCK, TransferError, WINDOW, parse } from "./protocol.js";
+
+export class Upload extends EventTarget {
+  constructor(channel, lookup, chunk) {
+    super();
+    this.ch = channel;
+    this.lookup = lookup;
+    this.chunk = chunk;
+    this.acked = 0;
+    this.closed = false;
+    this.reply = null;
+    this.request = null;
+    this.file = null;
+    this.wakeup = null;
+    channel.binaryType = "arraybuffer";
+    channel.bufferedAmountLowThreshold = LOW_WATER;
+    channel.onbufferedamountlow = () => this.wake();
+    channel.onclose = () => {
+      this.closed = true;
+      this.wake();
+    };
+    channel.onmessage = (ev) => {
+      if (typeof ev.data !== "string") return;
+      const m = parse(ev.data);
+      if (!m) return;
+      if (m.t === "get" && !this.request) this.request = m;
+      else if (m.t === "ack" && Number.isFinite(m.bytes)) this.acked = Math.max(this.acked, m.bytes);
+      else if (m.t === "ok" || m.t === "bad" || m.t === "cancel") this.reply = m;
+      this.wake();
+    };
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  wake() {
+    const w = this.wakeup;
+    this.wakeup = null;
+    w?.();
+  }
+
+  wait(ms = 1000) {
+    return new Promise((resolve) => {
+      this.wakeup = resolve;
+      setTimeout(resolve, ms); // a missed event must not stall us forever
+    });
+  }
+
+  async until(cond, timeoutMs, what) {
+    const deadline = performance.now() + timeoutMs;
+    while (!cond()) {
+      if (this.closed) throw new TransferError("gone", "the receiver closed the transfer");
+      if (performance.now() > deadline) throw new TransferError("timeout", `no ${what} from the receiver`);
+      await this.wait();
+    }
+  }
+
+  async run() {
+    const ch = this.ch;
+    if (ch.readyState === "connecting") await new Promise((r) => ch.addEventListener("open", r, { once: true }));
+    await this.until(() => this.request, 15000, "request");
+    const rec = this.lookup(String(this.request.file));
+    if (!rec) {
+      ch.send(JSON.stringify({ t: "error", code: "no-such-file", message: "The sharer no longer offers this file." }));
+      throw new TransferError("no-such-file", "asked for a file that is not shared");
+    }
+    this.file = rec;
+    this.emit("start", rec);
+    const { file, size } = rec;
+    const hasher = await createSHA256();
+    hasher.init();
+    const read = (at) => file.slice(at, Math.min(size, at + READ_BLOCK)).arrayBuffer();
+    let offset = 0;
+    let next = size > 0 ? read(0) : null;
+    while (offset < size) {
+      let buf;
+      try {
+        buf = new Uint8Array(await next);
+      } catch {
+        buf = new Uint8Array(0);
+      }
+      if (buf.byteLength === 0) {
+        ch.send(JSON.stringify({ t: "error", code: "unreadable", message: "The sharer's browser can no longer read this file (moved or changed?)." }));
+        throw new TransferError("unreadable", "the file can no longer be read (moved or changed?)");
+      }
+      const end = offset + buf.byteLength;
+      next = end < size ? read(end) : null; // read ahead while this block goes out
+      hasher.update(buf);
+      for (let p = 0; p < buf.byteLength; p += this.chunk) {
+        while (ch.bufferedAmount > HIGH_WATER || offset + p - this.acked > WINDOW) {
+          if (this.closed) throw new TransferError("gone", "the receiver left during the transfer");
+          await this.wait();
+        }
+        if (this.closed) throw new TransferError("gone", "the receiver left during the transfer");
+        ch.send(buf.subarray(p, Math.min(p + this.chunk, buf.byteLength)));
+        this.emit("progress", { sent: offset + p, acked: this.acked });
+      }
+      offset = end;
+    }
+    const sha256 = hasher.digest("hex");
+    ch.send(JSON.stringify({ t: "end", size, sha256 }));
+    await this.until(() => this.reply, 120000, "confirmation");
+    if (this.reply.t === "bad") throw new TransferError("mismatch", "the receiver's SHA-256 did not match: the file was damaged in transit");
+    if (this.reply.t === "cancel") throw new TransferError("cancelled", "the receiver cancelled");
+    this.emit("progress", { sent: size, acked: size });
+    return { size, sha256 };
+  }
+}

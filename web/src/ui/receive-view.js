@@ -1,0 +1,136 @@
+// The receiving page: connection state in words, the shared files and notes,
+// download buttons with progress, and every failure explained.
+import { CONNECT_TIMEOUT_MS } from "../peer.js";
+import { MEMORY_WARN_BYTES } from "../download.js";
+import { formatBytes } from "../util.js";
+import { banner, h, setText, syncList } from "./dom.js";
+
+function statusText(rx) {
+  const t = rx.serverTrouble;
+  const retry = t?.retryInMs ? ` Retrying in ${Math.ceil(t.retryInMs / 1000)} s.` : "";
+  switch (rx.state) {
+    case "connecting-server":
+      return "Connecting to the pea server…";
+    case "server-offline":
+      return `The pea server is unreachable (${t?.reason || "no connection"}).${retry}`;
+    case "waiting":
+      return "Looking for the sharer…";
+    case "no-sharer":
+      return "Nobody is sharing on this link right now. The sharer may have closed the page: ask them for a new link. Still waiting…";
+    case "connecting-peer":
+      return "Connecting directly to the sharer…";
+    case "connected":
+      return t
+        ? "Connected to the sharer. The pea server is unreachable, but the direct connection keeps working."
+        : "Connected to the sharer.";
+    case "sharer-left":
+      return "The sharer left: they closed the page or lost their network. Ask them to share again.";
+    case "lost":
+      return "The direct connection to the sharer was lost (one of you lost the network).";
+    case "no-route":
+      return `No direct connection to the sharer within ${CONNECT_TIMEOUT_MS / 1000} s: a strict NAT or firewall is probably between you. pea never relays files through a server (TURN is off by design). Try both devices on the same network, or another network such as a phone hotspot.`;
+    case "tampered":
+      return `Connection refused: tampering detected. ${rx.detail}`;
+    default:
+      return rx.detail || rx.state;
+  }
+}
+
+export function receiveView({ receiver, mode }) {
+  const status = h("p", { class: "status", "data-testid": "status", role: "status", "aria-live": "polite" });
+  const alerts = h("div", { class: "alerts", "aria-live": "assertive" });
+  const list = h("ul", { class: "list files" });
+  const notes = h("ul", { class: "list notes" });
+  const notesHead = h("h2", { hidden: true }, "Notes");
+  const allState = h("span", { class: "detail" });
+  const allBar = h("progress", { max: 1, value: 0, hidden: true });
+  const all = h("button", { type: "button", class: "button primary", "data-testid": "download-all", disabled: true, onclick: () => receiver.downloadAll() }, "Download all as .zip");
+  const empty = h("p", { class: "muted" }, "No files yet.");
+  const root = h(
+    "section",
+    { class: "card receive" },
+    h("h1", {}, "Files shared with you"),
+    status,
+    alerts,
+    mode === "memory"
+      ? banner(
+          "warn",
+          "This page is on plain HTTP, which browsers do not treat as secure: downloads are kept in memory until they are complete, so very large files can fail. To stream straight to disk, open pea over HTTPS (",
+          h("code", {}, "pea serve --tls-cert … --tls-key …"),
+          " or a reverse proxy).",
+        )
+      : null,
+    h("div", { class: "actions" }, all, allBar, allState),
+    empty,
+    list,
+    notesHead,
+    notes,
+  );
+
+  let shownAlert = null;
+  function render() {
+    setText(status, statusText(receiver));
+    status.dataset.state = receiver.state;
+    status.classList.toggle("bad", ["sharer-left", "lost", "no-route", "tampered", "failed"].includes(receiver.state));
+    if (receiver.alert && receiver.alert !== shownAlert) {
+      shownAlert = receiver.alert;
+      alerts.append(banner("error", receiver.alert));
+    }
+    const files = [...receiver.files.values()];
+    empty.hidden = files.length > 0;
+    all.disabled = !receiver.connected || !files.length;
+    const a = receiver.downloads.get("*");
+    allBar.hidden = !a || a.done || !!a.error;
+    if (a) allBar.value = a.meter.fraction;
+    setText(allState, !a ? "" : a.error ? `Zip failed: ${a.error}` : a.done ? "Zip saved." : a.meter.describe());
+    syncList(
+      list,
+      files,
+      (f) => f.id,
+      (f) =>
+        h(
+          "li",
+          { class: "file", "data-testid": "file" },
+          h("span", { class: "name" }),
+          h("span", { class: "path" }),
+          h("span", { class: "meta" }),
+          h("button", { type: "button", class: "button", "data-testid": "download", onclick: () => receiver.download(f.id) }, "Download"),
+          h("progress", { max: 1, value: 0, hidden: true }),
+          h("span", { class: "detail" }),
+        ),
+      (row, f) => {
+        row.dataset.name = f.name;
+        row.dataset.size = String(f.size);
+        setText(row.querySelector(".name"), f.name);
+        setText(row.querySelector(".path"), f.path !== f.name ? f.path : "");
+        setText(row.querySelector(".meta"), formatBytes(f.size));
+        const btn = row.querySelector("button");
+        btn.setAttribute("aria-label", `Download ${f.name}`);
+        const d = receiver.downloads.get(f.id);
+        const busy = d && !d.done && !d.error;
+        btn.disabled = !receiver.connected || !!busy;
+        const bar = row.querySelector("progress");
+        bar.hidden = !busy;
+        if (d) bar.value = d.meter.fraction;
+        let detail = "";
+        if (d?.error) detail = `Failed: ${d.error}`;
+        else if (d?.done) detail = "Saved and verified (SHA-256).";
+        else if (d) detail = d.meter.describe();
+        else if (mode === "memory" && f.size > MEMORY_WARN_BYTES) detail = "Large file: on plain HTTP it is held in memory until complete.";
+        setText(row.querySelector(".detail"), detail);
+        row.classList.toggle("failed", !!d?.error);
+      },
+    );
+    notesHead.hidden = receiver.notes.length === 0;
+    syncList(
+      notes,
+      receiver.notes,
+      (n) => n.id,
+      () => h("li", { class: "note" }, h("pre", { class: "note-text" })),
+      (row, n) => setText(row.querySelector(".note-text"), n.text),
+    );
+  }
+  receiver.addEventListener("update", render);
+  render();
+  return root;
+}

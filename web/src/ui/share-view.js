@@ -1,0 +1,185 @@
+// The start page (pick files, folders or a note) and the sharing page (link,
+// copy, QR, what is shared, who is receiving what).
+import { formatBytes } from "../util.js";
+import { banner, h, setText, syncList } from "./dom.js";
+import { pickFolder } from "./pickers.js";
+
+export function startView({ input, onFiles, onNote }) {
+  const note = h("textarea", { id: "note", rows: 3, maxlength: 20000, placeholder: "A link, a password hint, a few lines…" });
+  const pickLabel = h("label", { class: "button primary", for: input.id }, "Choose files");
+  return h(
+    "section",
+    { class: "card start" },
+    h("h1", {}, "Share files straight from this browser"),
+    h("p", { class: "lead" }, "Pick files or a folder, then send the link or show the QR code. The other browser downloads directly from this one; nothing is uploaded to a server."),
+    h(
+      "div",
+      { class: "drop", id: "drop" },
+      h("p", { class: "drop-hint" }, "Drop files or folders here"),
+      h("div", { class: "actions" }, input, pickLabel, h("button", { type: "button", class: "button", onclick: () => pickFolder(onFiles) }, "Choose a folder")),
+    ),
+    h(
+      "form",
+      {
+        class: "note-form",
+        onsubmit: (e) => {
+          e.preventDefault();
+          const text = note.value.trim();
+          if (text) onNote(text);
+        },
+      },
+      h("label", { for: "note" }, "Or share a short note"),
+      note,
+      h("button", { type: "submit", class: "button" }, "Share note"),
+    ),
+  );
+}
+
+const SERVER_WORDS = {
+  connecting: "Connecting to the pea server…",
+  reconnecting: "Reconnecting to the pea server…",
+  stopped: "Stopped.",
+};
+
+function sharerStatus(sharer, server) {
+  const rs = [...sharer.receivers.values()];
+  const live = rs.filter((r) => r.state === "connected").length;
+  if (server.state === "offline")
+    return `The pea server is unreachable (${server.reason}); retrying in ${Math.ceil(server.retryInMs / 1000)} s. Receivers already connected keep downloading.`;
+  if (server.state === "refused") return `The pea server refused this share: ${server.message}`;
+  if (server.state !== "joined") return SERVER_WORDS[server.state] || "Connecting to the pea server…";
+  if (live) return `Sharing with ${live} receiver${live > 1 ? "s" : ""}. Keep this page open.`;
+  return "Ready: waiting for someone to open the link. Keep this page open.";
+}
+
+const RECEIVER_WORDS = { connecting: "connecting…", connected: "connected", left: "left", failed: "failed", tampered: "refused" };
+
+export function shareView({ sharer, link, input, onFiles, onNote }) {
+  const status = h("p", { class: "status", "data-testid": "status", role: "status", "aria-live": "polite" });
+  const alert = h("div", { class: "alerts", "aria-live": "assertive" });
+  const linkA = h("a", { "data-testid": "share-link", href: link, class: "share-link", rel: "noreferrer" }, link);
+  const copied = h("span", { class: "copied", "aria-live": "polite" });
+  const copy = h("button", { type: "button", class: "button primary", onclick: () => copyText(link, copied) }, "Copy link");
+  const qr = h("img", { "data-testid": "qr", class: "qr", alt: "QR code of the share link", width: 220, height: 220 });
+  loadQr(link, qr);
+  const fileList = h("ul", { class: "list files" });
+  const receiverList = h("ul", { class: "list receivers" });
+  const noReceivers = h("p", { class: "muted" }, "Nobody yet.");
+  const note = h("textarea", { id: "more-note", rows: 2, maxlength: 20000 });
+  const root = h(
+    "section",
+    { class: "card share" },
+    h("h1", {}, "Sharing"),
+    status,
+    alert,
+    h(
+      "div",
+      { class: "link-box" },
+      h("div", { class: "link-text" }, h("p", { class: "label" }, "Send this link (the secret after # never reaches the server):"), linkA, h("div", { class: "actions" }, copy, copied)),
+      qr,
+    ),
+    h("h2", {}, "Shared"),
+    fileList,
+    h(
+      "div",
+      { class: "actions add-more" },
+      input,
+      h("label", { class: "button", for: input.id }, "Add files"),
+      h("button", { type: "button", class: "button", onclick: () => pickFolder(onFiles) }, "Add a folder"),
+    ),
+    h(
+      "form",
+      {
+        class: "note-form",
+        onsubmit: (e) => {
+          e.preventDefault();
+          const text = note.value.trim();
+          if (text) {
+            onNote(text);
+            note.value = "";
+          }
+        },
+      },
+      h("label", { for: "more-note" }, "Add a note"),
+      note,
+      h("button", { type: "submit", class: "button" }, "Add note"),
+    ),
+    h("h2", {}, "Receivers"),
+    noReceivers,
+    receiverList,
+  );
+
+  let server = { state: "connecting" };
+  sharer.room.on("state", (s) => {
+    server = s;
+    render();
+  });
+
+  function render() {
+    setText(status, sharerStatus(sharer, server));
+    if (sharer.alert && !alert.firstChild) alert.append(banner("error", sharer.alert));
+    const items = [...sharer.files.values()].map((f) => ({ key: `f${f.id}`, label: f.path, meta: formatBytes(f.size) }));
+    for (const n of sharer.notes) items.push({ key: `n${n.id}`, label: n.text, meta: "note", note: true });
+    syncList(
+      fileList,
+      items,
+      (i) => i.key,
+      (i) => h("li", { class: i.note ? "note" : "file" }, h("span", { class: "name" }), h("span", { class: "meta" })),
+      (row, i) => {
+        setText(row.querySelector(".name"), i.label);
+        setText(row.querySelector(".meta"), i.meta);
+      },
+    );
+    const rs = [...sharer.receivers.values()];
+    noReceivers.hidden = rs.length > 0;
+    syncList(
+      receiverList,
+      rs,
+      (r) => r.peer,
+      () => h("li", { class: "receiver" }, h("span", { class: "name" }), h("span", { class: "meta" }), h("progress", { max: 1, value: 0 }), h("span", { class: "detail" })),
+      (row, r) => {
+        setText(row.querySelector(".name"), r.label);
+        row.dataset.state = r.state;
+        const up = [...r.uploads][0];
+        const words = RECEIVER_WORDS[r.state] || r.state;
+        setText(row.querySelector(".meta"), up ? `sending “${up.name}”` : `${words}${r.done ? ` · ${r.done} sent` : ""}`);
+        const bar = row.querySelector("progress");
+        bar.hidden = !up?.meter;
+        if (up?.meter) bar.value = up.meter.fraction;
+        const detail = up?.meter ? up.meter.describe() : [r.detail, r.lastError].filter(Boolean).join(" ");
+        setText(row.querySelector(".detail"), detail);
+      },
+    );
+  }
+  sharer.addEventListener("update", render);
+  render();
+  return root;
+}
+
+async function copyText(text, out) {
+  try {
+    await navigator.clipboard.writeText(text); // secure contexts only
+    setText(out, "Copied.");
+  } catch {
+    const t = h("textarea", { class: "offscreen", readonly: true });
+    t.value = text;
+    document.body.append(t);
+    t.select();
+    const ok = document.execCommand("copy");
+    t.remove();
+    setText(out, ok ? "Copied." : "Select the link and copy it.");
+  }
+  setTimeout(() => setText(out, ""), 3000);
+}
+
+async function loadQr(link, img) {
+  try {
+    // The link rides in the body, never in a URL, so no log or proxy sees the secret.
+    const resp = await fetch("/api/qr", { method: "POST", headers: { "Content-Type": "text/plain;charset=utf-8" }, body: link, cache: "no-store", referrerPolicy: "no-referrer" });
+    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    img.src = URL.createObjectURL(await resp.blob());
+  } catch (err) {
+    img.alt = `QR code unavailable (${err.message}); copy the link instead.`;
+    img.classList.add("broken");
+  }
+}

@@ -74,7 +74,9 @@ def main(argv: list[str]) -> int:
             text=True,
             check=False,
         )
-        print(f"fetch_tools: {bindir / name}: {out.stdout.strip().splitlines()[:1]}", file=sys.stderr)
+        print(
+            f"fetch_tools: {bindir / name}: {out.stdout.strip().splitlines()[:1]}", file=sys.stderr
+        )
     return 0
 
 

@@ -1,0 +1,113 @@
+"""deploy/Dockerfile, deploy/compose.yaml and the nginx config they share with make cluster."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .helpers import ROOT, nginx_exe
+
+DEPLOY = ROOT / "deploy"
+
+
+def instructions() -> list[tuple[str, str]]:
+    text = (DEPLOY / "Dockerfile").read_text()
+    text = re.sub(r"\\\n", " ", text)
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            op, _, rest = line.partition(" ")
+            out.append((op.upper(), rest.strip()))
+    return out
+
+
+def test_dockerfile_is_multi_stage_and_non_root() -> None:
+    ins = instructions()
+    froms = [rest for op, rest in ins if op == "FROM"]
+    assert len(froms) >= 2
+    assert froms[0].startswith("node:") and froms[0].endswith(" AS web")
+    assert froms[-1].startswith("python:") and "slim" in froms[-1]
+    final = ins[max(i for i, (op, _) in enumerate(ins) if op == "FROM") :]
+    ops = dict(final)
+    # Runs as a numeric non-root user, so runAsNonRoot can check it.
+    user = ops["USER"].split(":")[0]
+    assert user.isdigit() and int(user) >= 1000
+    assert ops["CMD"] == '["pea", "serve"]'
+    assert "8080" in ops["EXPOSE"]
+    assert "/healthz" in ops["HEALTHCHECK"] and "urllib" in ops["HEALTHCHECK"]
+    assert "PYTHONDONTWRITEBYTECODE=1" in ops["ENV"], "no .pyc writes on a read-only root"
+    # The web bundle is built with npm ci and copied into the package.
+    runs = " ".join(rest for op, rest in ins if op == "RUN")
+    assert "npm ci" in runs and "npm run build" in runs
+    copies = [rest for op, rest in ins if op == "COPY"]
+    assert any("--from=web" in c and "signal/pea/static" in c for c in copies)
+    assert any(c.startswith("--from=build /opt/pea") for c in copies)
+
+
+def test_dockerignore_keeps_the_context_small() -> None:
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
+    assert ignore[ignore.index("**")] == "**", "ignore everything but what is listed"
+    assert "web/node_modules/" in ignore and "signal/pea/static/" in ignore
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((DEPLOY / "compose.yaml").read_text()))
+
+
+def test_compose_topology(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    peas = sorted(name for name in services if name.startswith("pea"))
+    assert peas == ["pea1", "pea2", "pea3"]
+    assert services["redis"]["image"].startswith("redis:")
+    assert services["nginx"]["image"].startswith("nginx:")
+    conf = (DEPLOY / "nginx" / "nginx.conf").read_text()
+    upstreams = re.findall(r"^\s*server (pea\d+):8080", conf, flags=re.M)
+    assert sorted(upstreams) == peas, "nginx balances over exactly the compose nodes"
+    for name in peas:
+        pea = services[name]
+        assert pea["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+        env = pea["environment"]
+        # Secrets come from deploy/.env (gitignored), never from this file.
+        assert env["PEA_SECRET"].startswith("${PEA_SECRET:?")
+        assert "${REDIS_PASSWORD:?" in env["PEA_REDIS_URL"]
+        assert pea["read_only"] is True and "/tmp" in pea["tmpfs"]
+        assert pea["user"].split(":")[0] != "0"
+        grace = int(pea["stop_grace_period"].rstrip("s"))
+        assert grace > float(env["PEA_DRAIN_TIMEOUT"])
+        assert pea["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "--requirepass" in services["redis"]["command"]
+    assert ".env" in (DEPLOY / ".gitignore").read_text().split()
+
+
+def test_nginx_config_balances_websockets_without_stickiness() -> None:
+    conf = re.sub(r"#.*", "", (DEPLOY / "nginx" / "nginx.conf").read_text())
+    assert "proxy_set_header Upgrade $http_upgrade;" in conf
+    assert "proxy_set_header Connection $connection_upgrade;" in conf
+    assert "proxy_http_version 1.1;" in conf
+    for directive in ("proxy_read_timeout", "proxy_send_timeout"):
+        seconds = int(re.search(rf"{directive} (\d+)s;", conf).group(1))  # type: ignore[union-attr]
+        assert seconds >= 3600, directive
+    for sticky in ("ip_hash", "hash ", "sticky"):
+        assert sticky not in conf, "no sticky sessions: any node serves any peer"
+    assert re.search(r"proxy_next_upstream [^;]*http_503", conf)
+
+
+def test_nginx_config_is_accepted_by_nginx() -> None:
+    """`nginx -t` on the compose config, with the node names pointed at loopback."""
+    conf = (DEPLOY / "nginx" / "nginx.conf").read_text()
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = re.sub(r"pea\d+:8080", "127.0.0.1:9", conf).replace("/tmp/", tmp + "/")
+        path = Path(tmp, "nginx.conf")
+        path.write_text(conf)
+        argv = [nginx_exe(), "-t", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(path)]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        assert out.returncode == 0, f"{shlex.join(argv)}\n{out.stderr}"

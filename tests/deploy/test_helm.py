@@ -1,0 +1,314 @@
+"""The Helm chart k8s/helm/pea: lint, render, schema-valid for Kubernetes 1.33, and safe."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from typing import Any
+
+import pytest
+import yaml
+
+from .checks import check_pea_deployment, check_redis_deployment, check_selects, pod_labels
+from .helpers import (
+    CHART,
+    K8S_VERSION,
+    container,
+    env_of,
+    find,
+    helm_template,
+    kinds,
+    render,
+    run,
+    tool,
+    validate,
+)
+
+ALL = str(CHART / "ci" / "all-values.yaml")
+EXTERNAL = str(CHART / "ci" / "external-redis-values.yaml")
+
+
+def config_of(objs: list[dict[str, Any]]) -> dict[str, str]:
+    return dict(find(objs, "ConfigMap")["data"])
+
+
+@pytest.fixture(scope="module")
+def defaults() -> list[dict[str, Any]]:
+    return render()
+
+
+@pytest.fixture(scope="module")
+def everything() -> list[dict[str, Any]]:
+    return render("-f", ALL)
+
+
+@pytest.fixture(scope="module")
+def external() -> list[dict[str, Any]]:
+    return render("-f", EXTERNAL)
+
+
+def test_chart_files() -> None:
+    for name in ("Chart.yaml", "values.yaml", "values.schema.json", "templates/NOTES.txt"):
+        assert (CHART / name).is_file(), name
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2" and chart["name"] == "pea"
+    assert not chart.get("dependencies"), "no chart dependencies (no Bitnami)"
+    json.loads((CHART / "values.schema.json").read_text())
+    # values.yaml is commented section by section.
+    values = (CHART / "values.yaml").read_text()
+    for section in ("image:", "shutdown:", "config:", "secret:", "redis:", "ingress:"):
+        index = values.index("\n" + section)
+        assert values[:index].rstrip().splitlines()[-1].startswith("#"), section
+
+
+@pytest.mark.parametrize(
+    "values", [[], ["-f", ALL], ["-f", EXTERNAL]], ids=["defaults", "all", "ext"]
+)
+def test_helm_lint_strict(values: list[str]) -> None:
+    out = run([tool("helm"), "lint", "--strict", str(CHART), *values])
+    assert "0 chart(s) failed" in out.stdout
+
+
+def test_defaults_render_valid_objects(defaults: list[dict[str, Any]]) -> None:
+    assert kinds(defaults) == sorted(
+        ["ConfigMap", "Deployment", "Deployment", "NetworkPolicy", "NetworkPolicy",
+         "PodDisruptionBudget", "Secret", "Service", "Service", "ServiceAccount",
+         "Pod"]  # the `helm test` hook
+    )  # fmt: skip
+    assert validate(defaults) == []
+
+
+def test_everything_on_renders_valid_objects(everything: list[dict[str, Any]]) -> None:
+    for kind in ("Ingress", "HorizontalPodAutoscaler", "ServiceMonitor", "PodDisruptionBudget"):
+        find(everything, kind)
+    assert kinds(everything).count("NetworkPolicy") == 2
+    assert "Secret" not in kinds(everything), "existingSecret: the chart creates no Secret"
+    # ServiceMonitor is a Prometheus Operator CRD: no schema in kubernetes-validate,
+    # its shape is checked in test_service_monitor.
+    assert validate(everything) == ["ServiceMonitor"]
+
+
+def test_external_redis_renders_valid_objects(external: list[dict[str, Any]]) -> None:
+    assert validate(external) == []
+
+
+def test_validator_rejects_broken_objects(defaults: list[dict[str, Any]]) -> None:
+    """The schema check can fail: a misspelt field and a wrong type are caught."""
+    import kubernetes_validate
+
+    dep = json.loads(json.dumps(find(defaults, "Deployment", "pea")))
+    dep["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGett"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(dep, K8S_VERSION, strict=True)
+    dep = json.loads(json.dumps(find(defaults, "Deployment", "pea")))
+    dep["spec"]["replicas"] = "three"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(dep, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("fixture", ["defaults", "everything", "external"])
+def test_pea_deployment(fixture: str, request: pytest.FixtureRequest) -> None:
+    objs = request.getfixturevalue(fixture)
+    dep = find(objs, "Deployment", "pea")
+    check_pea_deployment(dep, config_of(objs))
+    # The config checksum rolls the nodes when settings change.
+    assert dep["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+
+def test_defaults(defaults: list[dict[str, Any]]) -> None:
+    dep = find(defaults, "Deployment", "pea")
+    assert dep["spec"]["replicas"] == 3
+    pea = container(dep, "pea")
+    assert pea["image"] == "pea:0.1.0", "tag defaults to the chart's appVersion"
+    config = config_of(defaults)
+    assert config["PEA_DRAIN_TIMEOUT"] == "10"
+    assert config["PEA_MAX_FRAME_BYTES"] == "65536"
+    assert "PEA_PUBLIC_URL" not in config, "no ingress, no public URL"
+    # The generated Secret: random values, kept on uninstall, referenced by the pods.
+    secret = find(defaults, "Secret")
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    values = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert set(values) == {"pea-secret", "redis-password"}
+    assert all(len(v) >= 32 and v.isalnum() for v in values.values())
+    env = env_of(pea)
+    assert env["PEA_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
+    assert env["PEA_REDIS_URL"]["value"] == "redis://:$(REDIS_PASSWORD)@pea-redis:6379/0"
+    # The built-in Redis: official image, password, reachable only by pea nodes.
+    redis = find(defaults, "Deployment", "pea-redis")
+    check_redis_deployment(redis)
+    svc = find(defaults, "Service", "pea-redis")
+    check_selects(svc["spec"]["selector"], redis)
+    redis_np = find(defaults, "NetworkPolicy", "pea-redis")
+    check_selects(redis_np["spec"]["podSelector"]["matchLabels"], redis)
+    allowed = redis_np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    check_selects(allowed, dep)
+    # Nothing optional is on by default.
+    for kind in ("Ingress", "HorizontalPodAutoscaler", "ServiceMonitor"):
+        assert kind not in kinds(defaults)
+
+
+def test_service_and_pdb(defaults: list[dict[str, Any]]) -> None:
+    dep = find(defaults, "Deployment", "pea")
+    svc = find(defaults, "Service", "pea")
+    check_selects(svc["spec"]["selector"], dep)
+    assert svc["spec"]["sessionAffinity"] == "None", "no sticky sessions"
+    assert svc["spec"]["ports"][0]["targetPort"] == "http"
+    pdb = find(defaults, "PodDisruptionBudget")
+    check_selects(pdb["spec"]["selector"]["matchLabels"], dep)
+    assert pdb["spec"]["maxUnavailable"] == 1
+
+
+def test_network_policy(defaults: list[dict[str, Any]], external: list[dict[str, Any]]) -> None:
+    dep = find(defaults, "Deployment", "pea")
+    np = find(defaults, "NetworkPolicy", "pea")
+    check_selects(np["spec"]["podSelector"]["matchLabels"], dep)
+    assert set(np["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert np["spec"]["ingress"][0]["ports"] == [{"port": "http", "protocol": "TCP"}]
+    egress_ports = {p["port"] for rule in np["spec"]["egress"] for p in rule["ports"]}
+    assert egress_ports == {53, 6379}
+    ext = find(external, "NetworkPolicy", "pea")
+    redis_rule = ext["spec"]["egress"][1]
+    assert redis_rule["ports"] == [{"port": 6380, "protocol": "TCP"}]
+    assert redis_rule["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
+
+
+def test_everything_on(everything: list[dict[str, Any]]) -> None:
+    dep = find(everything, "Deployment", "pea")
+    assert "replicas" not in dep["spec"], "the HPA owns the replica count"
+    pea = container(dep, "pea")
+    assert pea["image"] == "registry.example.com/pea:0.1.0"
+    assert env_of(pea)["PEA_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "pea-secrets"
+    assert env_of(pea)["PEA_ICE_SERVERS"]["valueFrom"]["secretKeyRef"]["name"] == "pea-turn"
+    assert config_of(everything)["PEA_PUBLIC_URL"] == "https://pea.example.com"
+    assert pod_labels(dep)["example.com/tier"] == "edge"
+    assert dep["spec"]["template"]["spec"]["priorityClassName"] == "high"
+
+    ingress = find(everything, "Ingress")
+    notes = ingress["metadata"]["annotations"]
+    assert int(notes["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+    assert int(notes["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 3600
+    assert notes["cert-manager.io/cluster-issuer"] == "letsencrypt"
+    assert not any("affinity" in k or "upstream-hash" in k for k in notes), "no sticky sessions"
+    assert ingress["spec"]["tls"] == [
+        {"hosts": ["pea.example.com"], "secretName": "pea-example-tls"}
+    ]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "pea", "port": {"name": "http"}}
+
+    hpa = find(everything, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 20)
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 60
+
+    np = find(everything, "NetworkPolicy", "pea")
+    assert len(np["spec"]["ingress"][0]["from"]) == 2
+
+
+def test_service_monitor(everything: list[dict[str, Any]]) -> None:
+    """Shape of the ServiceMonitor CRD object, checked by hand."""
+    sm = find(everything, "ServiceMonitor")
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert sm["metadata"]["labels"]["release"] == "prometheus"
+    svc = find(everything, "Service", "pea")
+    selector = sm["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= svc["metadata"]["labels"].items(), "must select the pea Service"
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": ["signal"]}
+    (endpoint,) = sm["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in svc["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["interval"].endswith("s") and endpoint["scrapeTimeout"].endswith("s")
+    assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout", "scheme"}
+
+
+def test_external_redis(external: list[dict[str, Any]]) -> None:
+    assert "pea-redis" not in [o["metadata"]["name"] for o in external]
+    pea = container(find(external, "Deployment", "pea"), "pea")
+    env = env_of(pea)
+    assert (
+        env["PEA_REDIS_URL"]["value"]
+        == "rediss://pea:$(REDIS_PASSWORD)@redis.example.internal:6380/2"
+    )
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "redis-credentials",
+        "key": "password",
+    }
+
+
+def test_external_redis_without_password() -> None:
+    objs = render("--set", "redis.url=redis://redis:6379/0", "--set", "networkPolicy.enabled=false")
+    pea = container(find(objs, "Deployment", "pea"), "pea")
+    assert env_of(pea)["PEA_REDIS_URL"]["value"] == "redis://redis:6379/0"
+    assert "REDIS_PASSWORD" not in env_of(pea)
+    assert "NetworkPolicy" not in kinds(objs)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "shutdown.terminationGracePeriodSeconds=15"], "must be greater than"),
+        (["--set", "shutdown.drainTimeoutSeconds=40"], "must be greater than"),
+        (["--set", "redis.url=redis://:hunter2@redis:6379/0"], "redis/url"),
+        (["--set", "config.maxPeersPerRoom=1"], "maxPeersPerRoom"),
+        (["--set", "config.logLevel=loud"], "logLevel"),
+        (["--set", "secrets.existingSecret=x"], "secrets"),
+        (["--set", "autoscaling.enabled=true", "--set", "autoscaling.minReplicas=9",
+          "--set", "autoscaling.maxReplicas=3"], "minReplicas"),
+    ],
+    ids=["grace", "drain", "inline-password", "peers", "log-level", "typo", "hpa"],
+)  # fmt: skip
+def test_bad_values_are_refused(args: list[str], message: str) -> None:
+    out = helm_template(*args, check=False)
+    assert out.returncode != 0, f"helm template accepted {args}"
+    assert message in out.stderr, out.stderr
+
+
+def test_settings_are_rendered_as_given() -> None:
+    objs = render(
+        "--set", "config.maxConnections=1000000",
+        "--set-json", "config.ratePerSecond=2.5",
+        "--set", "config.publicUrl=https://share.example.org/",
+        "--set", "shutdown.drainTimeoutSeconds=20",
+        "--set", "shutdown.terminationGracePeriodSeconds=40",
+    )  # fmt: skip
+    config = config_of(objs)
+    assert config["PEA_MAX_CONNECTIONS"] == "1000000", "no float formatting of big integers"
+    assert config["PEA_RATE_PER_SECOND"] == "2.5"
+    assert config["PEA_PUBLIC_URL"] == "https://share.example.org"
+    assert config["PEA_DRAIN_TIMEOUT"] == "20"
+    # Every rendered value parses with pea's own settings parser.
+    from pea.config import load_settings
+
+    env = {k: v for k, v in config.items() if k != "PEA_WEB_DIR"}
+    settings = load_settings(environ=env)
+    assert settings.max_connections == 1_000_000
+    assert settings.drain_timeout == 20
+    check_pea_deployment(find(objs, "Deployment", "pea"), config)
+
+
+def test_default_config_parses_with_pea_settings(defaults: list[dict[str, Any]]) -> None:
+    from pea.config import load_settings
+
+    settings = load_settings(environ=config_of(defaults))
+    assert (settings.port, settings.host) == (8080, "0.0.0.0")
+    assert settings.log_json is True
+
+
+def test_notes_print_the_url() -> None:
+    base = [tool("helm"), "install", "pea", str(CHART), "--dry-run=client", "--namespace", "x"]
+    env = {**os.environ, "KUBECONFIG": os.devnull}
+
+    def notes(*args: str) -> str:
+        import subprocess
+
+        out = subprocess.run(
+            [*base, *args], capture_output=True, text=True, timeout=120, env=env, check=False
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split("NOTES:", 1)[1]
+
+    assert "https://pea.example.com/" in notes("--set", "ingress.enabled=true")
+    text = notes()
+    assert "port-forward service/pea 8080:80" in text
+    assert "http://localhost:8080/" in text
+    assert "https://pea.example.org/" in notes("--set", "config.publicUrl=https://pea.example.org")

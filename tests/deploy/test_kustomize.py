@@ -1,0 +1,85 @@
+"""The plain manifests: `kubectl kustomize k8s/` renders valid, safe objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .checks import check_pea_deployment, check_redis_deployment, check_selects
+from .helpers import KUSTOMIZE, container, find, kinds, kustomize, validate
+
+
+@pytest.fixture(scope="module")
+def base() -> list[dict[str, Any]]:
+    return kustomize(KUSTOMIZE)
+
+
+@pytest.fixture(scope="module")
+def production() -> list[dict[str, Any]]:
+    return kustomize(KUSTOMIZE / "examples" / "production")
+
+
+def config_of(objs: list[dict[str, Any]]) -> dict[str, str]:
+    return dict(find(objs, "ConfigMap")["data"])
+
+
+def test_base_renders_valid_objects(base: list[dict[str, Any]]) -> None:
+    assert kinds(base) == sorted(
+        ["ConfigMap", "Deployment", "Deployment", "NetworkPolicy", "NetworkPolicy",
+         "PodDisruptionBudget", "Service", "Service", "ServiceAccount"]
+    )  # fmt: skip
+    assert validate(base) == []
+
+
+def test_production_overlay_renders_valid_objects(production: list[dict[str, Any]]) -> None:
+    assert "Ingress" in kinds(production) and "HorizontalPodAutoscaler" in kinds(production)
+    assert validate(production) == []
+    assert {o["metadata"].get("namespace") for o in production} == {"pea"}
+
+
+@pytest.mark.parametrize("fixture", ["base", "production"])
+def test_pea_deployment(fixture: str, request: pytest.FixtureRequest) -> None:
+    objs = request.getfixturevalue(fixture)
+    dep = find(objs, "Deployment", "pea")
+    config = config_of(objs)
+    check_pea_deployment(dep, config)
+    # The generated ConfigMap (hashed name) is the one the pods read.
+    pea = container(dep, "pea")
+    assert pea["envFrom"] == [
+        {"configMapRef": {"name": find(objs, "ConfigMap")["metadata"]["name"]}}
+    ]
+    check_redis_deployment(find(objs, "Deployment", "pea-redis"))
+    # Secrets come from a Secret the operator creates (docs/deploy.md), never from here.
+    assert "Secret" not in kinds(objs)
+
+
+def test_selectors_match(base: list[dict[str, Any]]) -> None:
+    dep = find(base, "Deployment", "pea")
+    redis = find(base, "Deployment", "pea-redis")
+    check_selects(find(base, "Service", "pea")["spec"]["selector"], dep)
+    check_selects(find(base, "Service", "pea-redis")["spec"]["selector"], redis)
+    check_selects(find(base, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"], dep)
+    check_selects(find(base, "NetworkPolicy", "pea")["spec"]["podSelector"]["matchLabels"], dep)
+    redis_np = find(base, "NetworkPolicy", "pea-redis")
+    check_selects(redis_np["spec"]["podSelector"]["matchLabels"], redis)
+    check_selects(redis_np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"], dep)
+    # Service selectors must not pick the other component's pods.
+    assert not find(base, "Service", "pea")["spec"]["selector"].items() <= (
+        redis["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert find(base, "Service", "pea")["spec"]["sessionAffinity"] == "None"
+
+
+def test_production_overlay(production: list[dict[str, Any]]) -> None:
+    dep = find(production, "Deployment", "pea")
+    assert "replicas" not in dep["spec"], "the HPA owns the replica count"
+    assert container(dep, "pea")["image"] == "registry.example.com/pea:0.1.0"
+    assert config_of(production)["PEA_PUBLIC_URL"] == "https://pea.example.com"
+    ingress = find(production, "Ingress")
+    notes = ingress["metadata"]["annotations"]
+    assert int(notes["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+    assert ingress["spec"]["tls"][0]["hosts"] == ["pea.example.com"]
+    assert ingress["spec"]["rules"][0]["host"] == "pea.example.com"
+    hpa = find(production, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "pea"

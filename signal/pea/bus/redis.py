@@ -199,6 +199,7 @@ class RedisBus:
         dead_after: float = 3.0,
         command_timeout: float = 2.0,
         pool_size: int = 8,
+        **connection_kwargs: Any,
     ) -> None:
         self.node_id = node_id
         self._live_ms = int((lease + grace) * 1000)
@@ -210,6 +211,7 @@ class RedisBus:
             "decode_responses": True,
             "socket_connect_timeout": command_timeout,
             "health_check_interval": 0,
+            **connection_kwargs,
         }
         # Commands fail fast (one retry, bounded timeouts): a join must be
         # answered `unavailable`, not hang, while Redis is away.

@@ -55,8 +55,21 @@ class RedisServer:
     def start(self) -> None:
         exe = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-             "no", "--dir", self.workdir, "--protected-mode", "no"],
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.workdir,
+                "--protected-mode",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -112,15 +125,14 @@ class PeaNode:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self, wait_ready: bool = True) -> None:
-        log = tempfile.NamedTemporaryFile(prefix="pea-node-", suffix=".log", delete=False)
-        self.log_path = log.name
-        self.proc = subprocess.Popen(
-            [PEA, "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args],
-            env={**os.environ, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+        fd, self.log_path = tempfile.mkstemp(prefix="pea-node-", suffix=".log")
+        with os.fdopen(fd, "wb") as log:
+            self.proc = subprocess.Popen(
+                [PEA, "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args],
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         if wait_ready:
             wait_for(lambda: self.ready(), 20, f"pea node on port {self.port} to be ready")
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import pytest
@@ -102,7 +102,5 @@ def peers_of(client: TestClient) -> Iterator[Callable[..., Peer]]:
         yield connect
     finally:
         for ctx in reversed(opened):
-            try:
+            with suppress(Exception):
                 ctx.__exit__(None, None, None)
-            except Exception:
-                pass

@@ -72,10 +72,10 @@ async def settle(seconds: float = 0.1) -> None:
     await asyncio.sleep(seconds)
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], bool], within: float = 3.0) -> None:
+    deadline = time.monotonic() + within
     while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
+        assert time.monotonic() < deadline, f"condition not met within {within} s"
         await asyncio.sleep(0.02)
 
 

@@ -4,6 +4,9 @@
 // through the server goes through `send`, which the caller signs.
 
 export const CONNECT_TIMEOUT_MS = 20000;
+const PING_MS = 2000; // heartbeat on the control channel…
+const SILENCE_MS = 12000; // …whose absence this long means the peer is gone (a closed tab sends nothing)
+const DISCONNECTED_MS = 6000; // ICE "disconnected" this long counts as lost
 
 export class PeerLink extends EventTarget {
   constructor({ remote, role, iceServers, send, connectTimeoutMs = CONNECT_TIMEOUT_MS }) {
@@ -22,7 +25,10 @@ export class PeerLink extends EventTarget {
     };
     this.pc.onconnectionstatechange = () => {
       const s = this.pc.connectionState;
+      clearTimeout(this.discTimer);
       if (s === "failed") this.fail(this.state === "connected" ? "lost" : "ice-failed");
+      else if (s === "disconnected" && this.state === "connected")
+        this.discTimer = setTimeout(() => this.pc.connectionState === "disconnected" && this.fail("lost"), DISCONNECTED_MS);
     };
     this.pc.ondatachannel = (ev) => {
       if (ev.channel.label === "control") this.adoptControl(ev.channel);
@@ -46,6 +52,7 @@ export class PeerLink extends EventTarget {
   fail(reason) {
     if (this.state === "failed" || this.state === "closed") return;
     clearTimeout(this.timer);
+    clearInterval(this.beat);
     this.setState("failed", reason);
     this.close(false);
   }
@@ -54,13 +61,44 @@ export class PeerLink extends EventTarget {
     this.control = ch;
     ch.onopen = () => {
       clearTimeout(this.timer);
+      this.heard = performance.now();
+      this.beat = setInterval(() => this.heartbeat(), PING_MS);
       this.setState("connected");
       this.emit("control", ch);
     };
     ch.onclose = () => {
+      clearInterval(this.beat);
       if (this.state === "connected") this.setState("closed", "channel-closed");
     };
+    ch.addEventListener("message", (ev) => {
+      this.heard = performance.now();
+      if (typeof ev.data !== "string" || ev.data.length > 64) return;
+      if (ev.data === '{"t":"ping"}') this.sendControl({ t: "pong" });
+      else if (ev.data === '{"t":"pong"}') this.onPong?.();
+    });
     if (ch.readyState === "open") ch.onopen();
+  }
+
+  sendControl(obj) {
+    if (this.control?.readyState === "open") this.control.send(JSON.stringify(obj));
+  }
+
+  heartbeat() {
+    if (performance.now() - this.heard > SILENCE_MS) this.fail("lost");
+    else this.sendControl({ t: "ping" });
+  }
+
+  /** Does the peer still answer directly? (The server said it left: check before believing it.) */
+  probe(timeoutMs = 3000) {
+    if (this.state !== "connected") return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      this.onPong = () => {
+        clearTimeout(t);
+        resolve(true);
+      };
+      this.sendControl({ t: "ping" });
+    });
   }
 
   get maxMessageSize() {
@@ -111,6 +149,8 @@ export class PeerLink extends EventTarget {
 
   close(markClosed = true) {
     clearTimeout(this.timer);
+    clearTimeout(this.discTimer);
+    clearInterval(this.beat);
     if (markClosed && this.state !== "failed") this.setState("closed", "local");
     try {
       this.pc.close();

@@ -21,6 +21,7 @@ export class Receiver extends EventTarget {
     this.link = null;
     this.sharerLeft = false;
     this.downloads = new Map(); // file id (or "*") → {meter, error, done}
+    this.active = new Set(); // running transfers, aborted together if the sharer goes
     room.on("state", (s) => this.onServerState(s));
     room.on("welcome", (w) => this.onWelcome(w));
     room.on("peer-joined", ({ peer }) => {
@@ -78,15 +79,20 @@ export class Receiver extends EventTarget {
     }, NO_SHARER_MS);
   }
 
-  onPeerLeft(peer) {
+  async onPeerLeft(peer) {
     if (peer !== this.sharer) return;
     this.sharerLeft = true;
-    // A live direct link outlasts the server: only its closing means the sharer is gone.
-    if (!this.connected) {
-      this.link?.close();
-      this.final = true;
-      this.set("sharer-left");
-    }
+    // A live direct link outlasts the server: believe "left" only if the sharer stops answering.
+    const link = this.link;
+    if (link && (await link.probe(3000))) return;
+    if (this.link !== link) return;
+    link?.fail("left");
+    this.final = true;
+    this.set("sharer-left");
+  }
+
+  abortAll(reason) {
+    for (const t of this.active) t.abort("vanished", `${reason} in the middle of “${t.name}”; that download was stopped.`);
   }
 
   onTampered(from, kind) {
@@ -123,9 +129,11 @@ export class Receiver extends EventTarget {
         if (state === "connected") this.set("connected");
         else if (state === "failed") {
           this.final = true;
-          this.set(reason === "lost" ? "lost" : "no-route");
+          this.abortAll(reason === "left" ? "The sharer left" : "The connection to the sharer was lost");
+          this.set(reason === "lost" ? "lost" : reason === "left" ? "sharer-left" : "no-route");
         } else if (state === "closed") {
           this.final = true;
+          this.abortAll("The sharer left");
           this.set("sharer-left");
         }
       });
@@ -147,6 +155,14 @@ export class Receiver extends EventTarget {
       for (const n of Array.isArray(m.notes) ? m.notes : []) if (n && typeof n.text === "string") this.notes.push({ id: String(n.id), text: n.text });
       this.changed();
     };
+  }
+
+  run(t, file) {
+    t.name = file.name;
+    this.active.add(t);
+    const forget = () => this.active.delete(t);
+    t.done.then(forget, forget);
+    return t;
   }
 
   track(key, total) {
@@ -177,7 +193,7 @@ export class Receiver extends EventTarget {
     if (!file || !this.connected) return;
     const d = this.track(id, file.size);
     try {
-      const t = await startDownload(this.link.pc, file, { onProgress: (b) => this.progress(d, b) });
+      const t = this.run(await startDownload(this.link.pc, file, { onProgress: (b) => this.progress(d, b) }), file);
       t.done.then(() => this.finish(d), (err) => this.finish(d, err));
       await saveStream({ name: safeName(file.name), size: file.size, mime: file.type, stream: t.stream, done: t.done });
     } catch (err) {
@@ -194,7 +210,7 @@ export class Receiver extends EventTarget {
     let before = 0;
     async function* entries(self) {
       for (const f of files) {
-        const t = await startDownload(pc, f, { onProgress: (b) => self.progress(d, before + b) });
+        const t = self.run(await startDownload(pc, f, { onProgress: (b) => self.progress(d, before + b) }), f);
         yield { name: f.path, lastModified: new Date(f.mtime), size: f.size, input: t.stream };
         await t.done;
         before += f.size;

@@ -90,14 +90,15 @@ export class Sharer extends EventTarget {
     this.changed();
   }
 
-  onPeerLeft(peer) {
+  async onPeerLeft(peer) {
     const r = this.receivers.get(peer);
     if (!r) return;
-    r.goneFromServer = true;
-    if (r.state !== "connected") {
-      r.state = r.state === "tampered" ? r.state : "left";
-      r.link.close();
-    }
+    const link = r.link;
+    // A receiver still answering directly keeps its downloads, whatever the server says.
+    if (r.state === "connected" && (await link.probe(3000))) return;
+    if (r.link !== link) return;
+    link.fail("left");
+    if (r.state !== "tampered") r.state = "left";
     this.changed();
   }
 
@@ -124,7 +125,11 @@ export class Sharer extends EventTarget {
         r.detail = reason === "lost" ? "the direct connection was lost." : "no direct connection could be made (strict NAT or firewall between you; TURN relays are off by design).";
       } else if (state === "closed" && r.state === "connected") {
         r.state = "left";
-        r.detail = r.uploads.size ? "left during a transfer." : "";
+      }
+      if (state === "failed" || state === "closed") {
+        if (reason === "left" && r.state !== "tampered") r.state = "left";
+        if (r.uploads.size) r.detail = "left during a transfer.";
+        for (const t of r.uploads) t.up.abort();
       }
       this.changed();
     });

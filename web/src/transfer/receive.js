@@ -115,5 +115,10 @@ export async function startDownload(pc, file, { onProgress } = {}) {
     },
     { highWaterMark: 1 },
   );
-  return { stream, done, cancel: () => fail("cancelled", `The download of “${file.name}” was cancelled.`) };
+  return {
+    stream,
+    done,
+    cancel: () => fail("cancelled", `The download of “${file.name}” was cancelled.`),
+    abort: (code, message) => fail(code, message ?? `The sharer vanished in the middle of “${file.name}”.`),
+  };
 }

@@ -35,6 +35,12 @@ export class Upload extends EventTarget {
     };
   }
 
+  /** The peer connection is gone: stop at once, whatever we were waiting for. */
+  abort() {
+    this.closed = true;
+    this.wake();
+  }
+
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }

@@ -1,0 +1,97 @@
+"""A person shares files on one node; others receive them through another node of the
+cluster, straight from the sharer's browser, and get exactly the bytes that were shared."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import MiB, Pages, sha256_file, write_random
+from tests.e2e.flows import download, fragment, open_link, row, saved, share
+from tests.support.procs import PeaNode
+
+EMPTY = "empty.txt"
+NON_ASCII = "résumé 日本語 ✓.txt"
+HTML_NAME = "<img src=x onerror=alert(1)>&amp;<b>bold.html"
+BIG = "big-200MiB.bin"
+FOLDER = {"notes/todo.md": 3000, "notes/deep/data.bin": 3 * MiB + 17}
+
+
+@pytest.fixture(scope="module")
+def shared(share_dir: Path) -> dict[str, Path]:
+    files = {EMPTY: 0, NON_ASCII: 12345, HTML_NAME: 777, BIG: 200 * MiB}
+    out = {}
+    for name, size in files.items():
+        out[name] = share_dir / "top" / name
+        write_random(out[name], size)
+    for rel, size in FOLDER.items():
+        write_random(share_dir / rel, size)
+    return out
+
+
+def test_files_reach_two_receivers_verified(
+    pages: Pages, cluster: tuple[PeaNode, PeaNode], shared: dict[str, Path], share_dir: Path
+) -> None:
+    node_a, node_b = cluster
+    sharer = pages.new()
+    link = share(sharer, node_a.url, list(shared.values()))
+    assert link.startswith(node_a.url + "/#")
+    qr = sharer.locator("[data-testid=qr]")
+    expect(qr).to_have_js_property("complete", True)
+    assert qr.evaluate("img => img.naturalWidth") > 0, "the QR code image did not load"
+
+    receivers = [pages.new(), pages.new()]
+    for r in receivers:
+        open_link(r, node_b.url + "/" + fragment(link), expect_files=len(shared))
+        for name, path in shared.items():
+            expect(row(r, name)).to_have_attribute("data-size", str(path.stat().st_size))
+        # A name that looks like HTML is shown as text, never parsed into elements.
+        expect(row(r, HTML_NAME).locator(".name")).to_have_text(HTML_NAME)
+        assert r.locator("main img").count() == 0
+        assert r.locator("main b").count() == 0
+    expect(sharer.locator("[data-testid=status]")).to_contain_text("Sharing with 2 receivers")
+
+    # More can be added while sharing: a folder, whose relative paths reach the receivers.
+    with sharer.expect_file_chooser() as chooser:
+        sharer.get_by_role("button", name="Add a folder").click()
+    chooser.value.set_files(share_dir / "notes")
+    for r in receivers:
+        expect(r.locator("[data-testid=file]")).to_have_count(len(shared) + len(FOLDER))
+        expect(row(r, "data.bin")).to_contain_text("notes/deep/data.bin")
+
+    # Both receivers fetch the 200 MiB file at once, each served on its own.
+    r1, r2 = receivers
+    with r1.expect_download() as d1:
+        row(r1, BIG).locator("[data-testid=download]").click()
+    with r2.expect_download() as d2:
+        row(r2, BIG).locator("[data-testid=download]").click()
+    want = sha256_file(shared[BIG])
+    assert sha256_file(saved(d1.value)) == want
+    assert sha256_file(saved(d2.value)) == want
+    for r in receivers:
+        expect(row(r, BIG)).to_contain_text("verified")
+
+    # Every small file on its own, named as shared, byte for byte.
+    for name in (EMPTY, NON_ASCII, HTML_NAME):
+        got = download(r1, name)
+        assert sha256_file(got) == sha256_file(shared[name]), name
+        expect(row(r1, name)).to_contain_text("verified")
+
+    # Everything as one zip, folder paths kept.
+    with r2.expect_download() as dz:
+        r2.locator("[data-testid=download-all]").click()
+    assert dz.value.suggested_filename == "pea-files.zip"
+    with zipfile.ZipFile(saved(dz.value)) as z:
+        names = sorted(z.namelist())
+        assert names == sorted([*shared, *FOLDER])
+        for info in z.infolist():
+            src = shared.get(info.filename) or share_dir / info.filename
+            h = __import__("hashlib").sha256()
+            with z.open(info) as f:
+                while block := f.read(4 * MiB):
+                    h.update(block)
+            assert h.hexdigest() == sha256_file(src), info.filename
+    expect(r2.locator("text=Zip saved.")).to_be_visible()

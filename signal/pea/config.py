@@ -241,11 +241,11 @@ FIELDS: tuple[Field, ...] = (
         "SECONDS",
     ),
     Field(
-        "send_queue",
-        256,
-        "Frames queued for a slow peer before it is dropped.",
-        _int(8, 100000),
-        "N",
+        "send_queue_bytes",
+        1 << 20,
+        "Bytes queued for a peer that does not read before it is dropped.",
+        _int(65536, 1 << 30),
+        "BYTES",
     ),
     Field(
         "heartbeat_interval",
@@ -296,7 +296,7 @@ class Settings:
     tls_key: str | None = None
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
-    send_queue: int = 256
+    send_queue_bytes: int = 1 << 20
     heartbeat_interval: float = 2.0
     drain_timeout: float = 10.0
     drain_batch: int = 200

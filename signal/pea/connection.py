@@ -75,6 +75,7 @@ class Connection:
         self._settings = settings
         self._metrics = metrics
         self._queue: deque[str] = deque()
+        self._queued_bytes = 0
         self._wake = asyncio.Event()
         self._close: tuple[int, str] | None = None
         self._closed = asyncio.Event()
@@ -91,12 +92,13 @@ class Connection:
     def send(self, frame: str) -> None:
         if self._close is not None:
             return
-        if len(self._queue) >= self._settings.send_queue:
+        if self._queued_bytes + len(frame) > self._settings.send_queue_bytes:
             self._metrics.dropped_slow.inc()
             log.info("dropping a peer that does not read its frames (room=%s)", self.room)
             self.close(Close.POLICY, "too slow: frames not read")
             return
         self._queue.append(frame)
+        self._queued_bytes += len(frame)
         self._wake.set()
 
     def error(self, exc: ProtocolError) -> None:
@@ -124,6 +126,7 @@ class Connection:
                 self._wake.clear()
                 while self._queue:
                     frame = self._queue.popleft()
+                    self._queued_bytes -= len(frame)
                     await self.ws.send_text(frame)
                     frames_out.labels(frame_type(frame)).inc()
                 if self._close is not None:

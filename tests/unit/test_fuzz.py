@@ -1,0 +1,112 @@
+"""Random and malformed frames at a node: each is answered per protocol, nothing
+crashes, and a conversation in another room carries on untouched."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from pea.protocol import Leave, Ping, ProtocolError, parse
+from tests.unit.conftest import OTHER_ROOM, ROOM, peers_of
+
+ERROR_CODES = {
+    "bad-json",
+    "bad-message",
+    "too-large",
+    "bad-room",
+    "room-full",
+    "not-joined",
+    "already-joined",
+    "unknown-peer",
+    "rate-limited",
+    "unavailable",
+}
+ANSWERS = {"welcome", "error", "pong"}
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+rooms = st.sampled_from([ROOM, "short", "x" * 70, "bad room with spaces", ""]) | st.text(
+    max_size=70
+)
+frames = st.one_of(
+    st.text(max_size=200),
+    st.binary(max_size=64),
+    json_values.map(json.dumps),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["join", "signal", "leave", "ping", "nope", ""])},
+        optional={
+            "room": rooms | json_values,
+            "name": st.text(max_size=80) | json_values,
+            "resume": st.text(max_size=40) | json_values,
+            "to": st.text(max_size=30) | json_values,
+            "data": json_values,
+        },
+    ).map(json.dumps),
+)
+
+
+def _parsed(frame: Any) -> Any:
+    if isinstance(frame, bytes):
+        return None
+    try:
+        return parse(frame)
+    except ProtocolError:
+        return None
+
+
+def test_random_frames_are_answered_per_protocol(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(rate_per_second=100000, rate_burst=100000, max_frame_bytes=4096)
+    with peers_of(client) as connect:
+        ann, bob = connect(), connect()
+        ann.join(room=OTHER_ROOM)
+        bob.join(room=OTHER_ROOM)
+        ann.expect("peer-joined")
+        fuzzer = connect()
+        state = {"joined": False}
+
+        @settings(
+            max_examples=400,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )
+        @given(frames)
+        def check(frame: Any) -> None:
+            if isinstance(frame, bytes):
+                fuzzer.ws.send_bytes(frame)
+            else:
+                fuzzer.ws.send_text(frame)
+            fuzzer.send({"type": "ping"})
+            answers = []
+            while (reply := fuzzer.recv()) != {"type": "pong"}:
+                answers.append(reply)
+            message = _parsed(frame)
+            if isinstance(message, Ping):
+                answers.append(reply)  # the frame's own pong; the barrier's comes next
+                fuzzer.expect("pong")
+            # A successful leave is the one frame that gets no answer.
+            silent = isinstance(message, Leave) and state["joined"]
+            assert len(answers) == (0 if silent else 1), (frame, answers)
+            if silent:
+                state["joined"] = False
+            if answers and answers[0]["type"] == "welcome":
+                state["joined"] = True
+            for reply in answers:
+                assert reply["type"] in ANSWERS, reply
+                if reply["type"] == "error":
+                    assert reply["code"] in ERROR_CODES
+                    assert isinstance(reply["message"], str) and reply["message"]
+
+        check()
+        bob.send({"type": "signal", "to": ann.id, "data": "unharmed"})
+        assert ann.expect("signal")["data"] == "unharmed"
+        ann.quiet()

@@ -69,7 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help=f"{field.help} [{field.env}; default: {_shown(field.default)}]",
         )
+    verbs.add_parser("settings", help="print every setting as a Markdown table (for the docs)")
     return parser
+
+
+def settings_table() -> str:
+    rows = ["| Flag | Environment | Default | Meaning |", "|---|---|---|---|"]
+    for field in FIELDS:
+        default = _shown(field.default).replace("|", "\\|")
+        rows.append(f"| `{field.flag}` | `{field.env}` | `{default}` | {field.help} |")
+    return "\n".join(rows)
 
 
 def _shown(value: object) -> str:
@@ -109,6 +118,9 @@ def uvicorn_config(app: object, settings: Settings) -> uvicorn.Config:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verb == "settings":
+        print(settings_table())
+        return
     overrides = {k: v for k, v in vars(args).items() if k != "verb" and v is not None}
     try:
         settings = load_settings(overrides)

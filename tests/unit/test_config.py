@@ -75,3 +75,14 @@ def test_pea_serve_stops_with_one_clear_line_on_a_bad_setting() -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "--max-frame-bytes / PEA_MAX_FRAME_BYTES" in lines[0]
+
+
+def test_the_readme_settings_table_matches_the_code() -> None:
+    from pathlib import Path
+
+    from pea.cli import settings_table
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    start = readme.index("<!-- settings:start -->\n") + len("<!-- settings:start -->\n")
+    end = readme.index("\n<!-- settings:end -->")
+    assert readme[start:end] == settings_table(), "run `pea settings` and paste it into README"

@@ -3,6 +3,7 @@ cluster, straight from the sharer's browser, and get exactly the bytes that were
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def test_files_reach_two_receivers_verified(
         assert names == sorted([*shared, *FOLDER])
         for info in z.infolist():
             src = shared.get(info.filename) or share_dir / info.filename
-            h = __import__("hashlib").sha256()
+            h = hashlib.sha256()
             with z.open(info) as f:
                 while block := f.read(4 * MiB):
                     h.update(block)

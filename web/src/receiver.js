@@ -100,7 +100,7 @@ export class Receiver extends EventTarget {
     if (this.connected) return; // already talking to a verified sharer: ignore the forgery, keep going
     this.link?.close();
     this.final = true;
-    this.set("tampered", `A signed ${kind} did not verify: it was altered on the way, so the server or the network is tampering with this connection. pea refused it and nothing was downloaded.`);
+    this.set("tampered", `A signed ${kind} did not verify: it was altered on the way, so the server or the network is tampering with this connection. pea refused it. Nothing was downloaded.`);
   }
 
   onMessage(from, kind, payload) {

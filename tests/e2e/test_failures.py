@@ -1,0 +1,96 @@
+"""When something goes wrong, the person is told what and why, on both sides."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import MiB, Pages, sha256_file, write_random
+from tests.e2e.flows import download, fragment, open_link, row, share
+from tests.e2e.relay import forge_fingerprint, tampering_relay
+from tests.support.procs import PeaNode
+
+
+@pytest.fixture(scope="module")
+def files(share_dir: Path) -> Iterator[dict[str, Path]]:
+    out = {"small.txt": share_dir / "f" / "small.txt", "large.bin": share_dir / "f" / "large.bin"}
+    write_random(out["small.txt"], 5000)
+    write_random(out["large.bin"], 256 * MiB)
+    yield out
+
+
+@pytest.mark.parametrize("direction", ["to_browser", "to_server"])
+def test_altered_signalling_is_refused_on_both_sides(
+    pages: Pages, cluster: tuple[PeaNode, PeaNode], files: dict[str, Path], direction: str
+) -> None:
+    """A relay in front of the receivers' node swaps the DTLS fingerprint in the offer it
+    delivers (to_browser) or in the answer it forwards (to_server): both people see why
+    nothing connects, and no file is listed."""
+    node_a, node_b = cluster
+    alter: dict[str, Any] = {direction: forge_fingerprint}
+    with tampering_relay(node_b.url, **alter) as relay:
+        sharer = pages.new()
+        link = share(sharer, node_a.url, [files["small.txt"]])
+        receiver = pages.new()
+        receiver.goto(relay.url + "/" + fragment(link))
+        status = receiver.locator("[data-testid=status]")
+        expect(status).to_contain_text("tampering", timeout=20000)
+        expect(status).to_contain_text("Nothing was downloaded")
+        expect(sharer.locator("[role=alert]")).to_contain_text("tampering", timeout=20000)
+        expect(sharer.locator(".receivers [data-state=tampered]")).to_have_count(1)
+        assert relay.altered >= 1
+        receiver.wait_for_timeout(500)
+        expect(receiver.locator("[data-testid=file]")).to_have_count(0)
+
+
+def test_sharer_leaving_mid_file_is_explained(
+    pages: Pages, cluster: tuple[PeaNode, PeaNode], files: dict[str, Path]
+) -> None:
+    node_a, node_b = cluster
+    sharer = pages.new()
+    link = share(sharer, node_a.url, list(files.values()))
+    receiver = pages.new()
+    open_link(receiver, node_b.url + "/" + fragment(link), expect_files=2)
+    with receiver.expect_download() as info:
+        row(receiver, "large.bin").locator("[data-testid=download]").click()
+    expect(row(receiver, "large.bin")).to_contain_text("left", timeout=20000)  # "… s left"
+    sharer.close()
+    status = receiver.locator("[data-testid=status]")
+    expect(status).to_have_text(
+        "The sharer left: they closed the page or lost their network. Ask them to share again.",
+        timeout=15000,
+    )
+    expect(row(receiver, "large.bin")).to_contain_text("in the middle of “large.bin”")
+    assert info.value.failure() is not None, "a cut-off download must not look complete"
+    expect(row(receiver, "small.txt").locator("[data-testid=download]")).to_be_disabled()
+
+
+def test_link_nobody_shares_says_so(pages: Pages, cluster: tuple[PeaNode, PeaNode]) -> None:
+    receiver = pages.new()
+    receiver.goto(cluster[1].url + "/#AAAAAAAAAAAAAAAAAAAAAA")
+    expect(receiver.locator("[data-testid=status]")).to_contain_text(
+        "Nobody is sharing on this link right now", timeout=15000
+    )
+
+
+def test_plain_http_lan_address_falls_back_to_memory(
+    pages: Pages, cluster: tuple[PeaNode, PeaNode], files: dict[str, Path]
+) -> None:
+    """lan.pea.test maps to 127.0.0.1 but is not a secure context, like http://192.168.x.y:
+    no service worker, no crypto.subtle. The page says so, and downloads still verify."""
+    node_a, node_b = cluster
+    sharer = pages.new()
+    link = share(sharer, node_a.url, [files["small.txt"]])
+    receiver = pages.new()
+    url = node_b.url.replace("127.0.0.1", "lan.pea.test") + "/" + fragment(link)
+    open_link(receiver, url, expect_files=1)
+    assert receiver.evaluate("isSecureContext") is False
+    expect(receiver.locator(".banner.warn")).to_contain_text("plain HTTP")
+    expect(receiver.locator(".banner.warn")).to_contain_text("HTTPS")
+    got = download(receiver, "small.txt")
+    assert sha256_file(got) == sha256_file(files["small.txt"])
+    expect(row(receiver, "small.txt")).to_contain_text("verified")

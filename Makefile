@@ -40,9 +40,11 @@ system-deps:
 run: install web
 	$(BIN)/pea serve
 
+LINT_DIRS = $(wildcard signal tests bench deploy)
+
 lint: install
-	$(BIN)/ruff check signal tests bench
-	$(BIN)/ruff format --check signal tests bench
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(BIN)/mypy
 
 test-unit: install

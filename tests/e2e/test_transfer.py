@@ -96,3 +96,20 @@ def test_files_reach_two_receivers_verified(
                     h.update(block)
             assert h.hexdigest() == sha256_file(src), info.filename
     expect(r2.locator("text=Zip saved.")).to_be_visible()
+
+
+def test_download_without_transferable_streams(
+    pages: Pages, cluster: tuple[PeaNode, PeaNode], shared: dict[str, Path], share_dir: Path
+) -> None:
+    """Browsers that cannot hand a stream to the service worker (Safari) get the bytes
+    pulled over a MessagePort instead: still streamed, still verified."""
+    node_a, node_b = cluster
+    sharer = pages.new()
+    medium = share_dir / "notes" / "deep" / "data.bin"
+    link = share(sharer, node_a.url, [medium, shared[NON_ASCII]])
+    receiver = pages.new()
+    receiver.context.add_init_script("window.__peaForcePortPump = true")
+    open_link(receiver, node_b.url + "/" + fragment(link), expect_files=2)
+    for name, src in (("data.bin", medium), (NON_ASCII, shared[NON_ASCII])):
+        assert sha256_file(download(receiver, name)) == sha256_file(src)
+        expect(row(receiver, name)).to_contain_text("verified")

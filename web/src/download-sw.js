@@ -11,8 +11,8 @@ self.addEventListener("activate", (e) => e.waitUntil(self.clients.claim()));
 self.addEventListener("message", (e) => {
   const d = e.data;
   if (!d || typeof d !== "object") return;
-  if (d.type === "pea-download" && typeof d.id === "string" && d.stream) {
-    pending.set(d.id, d);
+  if (d.type === "pea-download" && typeof d.id === "string" && (d.stream || d.port)) {
+    pending.set(d.id, { ...d, stream: d.stream || portStream(d.port) });
     setTimeout(() => pending.delete(d.id), 60000); // never fetched: forget it
     e.ports[0]?.postMessage({ ok: true });
   } else if (d.type === "pea-ping") {
@@ -20,6 +20,32 @@ self.addEventListener("message", (e) => {
     e.ports[0]?.postMessage({ ok: true });
   }
 });
+
+/** Where streams cannot be transferred, the page answers each "pull" with one chunk. */
+function portStream(port) {
+  let waiting = null;
+  port.onmessage = (e) => {
+    const w = waiting;
+    waiting = null;
+    w?.(e.data || {});
+  };
+  return new ReadableStream({
+    pull(c) {
+      return new Promise((resolve) => {
+        waiting = (m) => {
+          if (m.error) c.error(new Error(m.error));
+          else if (m.done) c.close();
+          else c.enqueue(new Uint8Array(m.chunk));
+          resolve();
+        };
+        port.postMessage({ pull: true });
+      });
+    },
+    cancel() {
+      port.postMessage({ cancel: true });
+    },
+  });
+}
 
 function disposition(name) {
   const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, "_");

@@ -66,12 +66,46 @@ function release() {
   }
 }
 
+/** The page side of a stream carried over a MessagePort: one chunk per "pull" from the worker. */
+function pumpPort(stream) {
+  const { port1, port2 } = new MessageChannel();
+  const reader = stream.getReader();
+  port1.onmessage = async (e) => {
+    if (e.data?.cancel) {
+      reader.cancel().catch(() => {});
+      return;
+    }
+    try {
+      const { value, done } = await reader.read();
+      if (done) {
+        port1.postMessage({ done: true });
+        return;
+      }
+      const whole = value.byteOffset === 0 && value.byteLength === value.buffer.byteLength;
+      const buf = whole ? value.buffer : value.slice().buffer;
+      port1.postMessage({ chunk: buf }, [buf]);
+    } catch (err) {
+      port1.postMessage({ error: String(err?.message || err) });
+    }
+  };
+  return port2;
+}
+
 /** Save `stream` as a download called `name`; resolves when the bytes have been handed over. */
 export async function saveStream({ name, size, mime, stream, done }) {
   if (mode === "stream") {
     const worker = await activeWorker();
     const id = randomId(16);
-    await ask(worker, { type: "pea-download", id, name, size, mime, stream }, [stream]);
+    const meta = { type: "pea-download", id, name, size, mime };
+    try {
+      if (window.__peaForcePortPump) throw new DOMException("forced by a test", "DataCloneError");
+      await ask(worker, { ...meta, stream }, [stream]);
+    } catch (err) {
+      if (err?.name !== "DataCloneError") throw err;
+      // No transferable streams (Safari): the worker pulls chunks over a MessagePort instead.
+      const port = pumpPort(stream);
+      await ask(worker, { ...meta, port }, [port]);
+    }
     hold();
     const frame = document.createElement("iframe");
     frame.hidden = true;

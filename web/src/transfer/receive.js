@@ -5,6 +5,8 @@
 import { createSHA256 } from "hash-wasm";
 import { ACK_EVERY, GET_LABEL, TransferError, parse } from "./protocol.js";
 
+const COALESCE = 2 << 20;
+
 export async function startDownload(pc, file, { onProgress } = {}) {
   const hasher = await createSHA256();
   hasher.init();
@@ -93,7 +95,22 @@ export async function startDownload(pc, file, { onProgress } = {}) {
           return;
         }
         if (queue.length) {
-          const u = queue.shift();
+          // Hand the download fewer, larger pieces: each one costs a hop to the service worker.
+          let u = queue.shift();
+          if (queue.length && u.byteLength < COALESCE) {
+            const parts = [u];
+            let n = u.byteLength;
+            while (queue.length && n + queue[0].byteLength <= COALESCE) {
+              n += queue[0].byteLength;
+              parts.push(queue.shift());
+            }
+            u = new Uint8Array(n);
+            let at = 0;
+            for (const p of parts) {
+              u.set(p, at);
+              at += p.byteLength;
+            }
+          }
           controller.enqueue(u);
           consumed += u.byteLength;
           if (consumed - lastAck >= ACK_EVERY) {

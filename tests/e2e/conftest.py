@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import ROOT, PeaNode, pea_node, redis_server
+from tests.support.procs import ROOT, PeaNode, RedisServer, pea_node, redis_server
 
 CHROMIUM = next(
     (p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if os.path.exists(p)), None
@@ -59,10 +59,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[tuple[PeaNode, PeaNode]]:
+def redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def cluster(redis: RedisServer) -> Iterator[tuple[PeaNode, PeaNode]]:
     """Two pea nodes sharing one real redis-server; no STUN inside the namespace."""
     with (
-        redis_server() as redis,
         pea_node(redis_url=redis.url, ice_servers="[]") as a,
         pea_node(redis_url=redis.url, ice_servers="[]") as b,
     ):

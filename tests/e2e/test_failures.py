@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from tests.e2e.conftest import MiB, Pages, sha256_file, write_random
 from tests.e2e.flows import download, fragment, open_link, row, share
 from tests.e2e.relay import forge_fingerprint, tampering_relay
-from tests.support.procs import PeaNode
+from tests.support.procs import PeaNode, RedisServer, pea_node
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +94,26 @@ def test_plain_http_lan_address_falls_back_to_memory(
     got = download(receiver, "small.txt")
     assert sha256_file(got) == sha256_file(files["small.txt"])
     expect(row(receiver, "small.txt")).to_contain_text("verified")
+
+
+def test_server_restart_does_not_stop_a_share(
+    pages: Pages, redis: RedisServer, cluster: tuple[PeaNode, PeaNode], files: dict[str, Path]
+) -> None:
+    """The receiver's node goes down (SIGTERM: it drains and says `reconnect`): the page
+    says so, files still come straight from the sharer, and when the node is back the
+    page rejoins with its resume token, unnoticed by the sharer."""
+    node_a, _ = cluster
+    with pea_node(redis_url=redis.url, ice_servers="[]") as node_c:
+        sharer = pages.new()
+        link = share(sharer, node_a.url, [files["small.txt"]])
+        receiver = pages.new()
+        open_link(receiver, node_c.url + "/" + fragment(link), expect_files=1)
+        node_c.stop()
+        status = receiver.locator("[data-testid=status]")
+        expect(status).to_contain_text("server is unreachable", timeout=15000)
+        expect(status).to_contain_text("the direct connection keeps working")
+        assert sha256_file(download(receiver, "small.txt")) == sha256_file(files["small.txt"])
+        node_c.start()
+        expect(status).to_have_text("Connected to the sharer.", timeout=30000)
+        expect(sharer.locator("[data-testid=status]")).to_contain_text("Sharing with 1 receiver")
+        expect(sharer.locator(".receivers [data-state=connected]")).to_have_count(1)

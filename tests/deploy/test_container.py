@@ -111,3 +111,14 @@ def test_nginx_config_is_accepted_by_nginx() -> None:
         argv = [nginx_exe(), "-t", "-p", tmp, "-e", f"{tmp}/error.log", "-c", str(path)]
         out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
         assert out.returncode == 0, f"{shlex.join(argv)}\n{out.stderr}"
+
+
+def test_docs_list_every_setting() -> None:
+    """docs/deploy.md's settings table has every PEA_* setting of pea.config, and no other."""
+    from pea.config import FIELDS
+
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    rows = set(re.findall(r"^\| `(PEA_[A-Z_]+)` \| `(--[a-z-]+)` \|", text, flags=re.M))
+    expected = {(f.env, f.flag) for f in FIELDS}
+    assert rows - expected == set(), "settings in docs/deploy.md that pea does not have"
+    assert expected - rows == set(), "settings missing from docs/deploy.md's table"

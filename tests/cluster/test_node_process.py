@@ -33,12 +33,14 @@ async def test_a_peer_that_misses_pings_is_dropped_and_reported_left() -> None:
         ann = await Client.open(node.ws_url)
         await ann.join(room)
         # A raw client: completes the handshake and joins, then never answers a ping.
-        _reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
         writer.write(
             b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
             b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
             b"Sec-WebSocket-Version: 13\r\n\r\n"
         )
+        response = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert response.startswith(b"HTTP/1.1 101")
         writer.write(masked_text_frame(json.dumps({"type": "join", "room": room})))
         await writer.drain()
         joined = await ann.expect("peer-joined")

@@ -102,7 +102,7 @@ class Connection:
         self._wake.set()
 
     def error(self, exc: ProtocolError) -> None:
-        self._metrics.errors.labels(exc.code).inc()
+        self._metrics.errors.inc(exc.code)
         self.send(exc.frame())
 
     def close(self, code: int, reason: str = "") -> None:
@@ -128,7 +128,7 @@ class Connection:
                     frame = self._queue.popleft()
                     self._queued_bytes -= len(frame)
                     await self.ws.send_text(frame)
-                    frames_out.labels(frame_type(frame)).inc()
+                    frames_out.inc(frame_type(frame))
                 if self._close is not None:
                     code, reason = self._close
                     await self.ws.close(code, reason)
@@ -166,7 +166,7 @@ class Connection:
                 self.client_code = message.get("code", 1006)
                 return
             if not self._bucket.take():
-                frames_in.labels("dropped").inc()
+                frames_in.inc("dropped")
                 self._dropped_in_a_row += 1
                 self.error(ProtocolError("rate-limited", "Too many frames; this one was dropped."))
                 if self._dropped_in_a_row >= FLOOD_CLOSE_AFTER:
@@ -175,11 +175,11 @@ class Connection:
             self._dropped_in_a_row = 0
             text = message.get("text")
             if text is None:
-                frames_in.labels("binary").inc()
+                frames_in.inc("binary")
                 self.error(ProtocolError("bad-json", "Frames must be text frames holding JSON."))
                 continue
             if len(text) > max_bytes // 4 and len(text.encode()) > max_bytes:
-                frames_in.labels("too-large").inc()
+                frames_in.inc("too-large")
                 self._oversized += 1
                 self.error(ProtocolError("too-large", f"Frames may be at most {max_bytes} bytes."))
                 if self._oversized >= OVERSIZE_CLOSE_AFTER:

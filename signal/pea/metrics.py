@@ -6,6 +6,21 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
+class ByLabel:
+    """A labelled counter whose children are looked up once: `labels()` costs a lock
+    and a tuple hash, paid on every frame otherwise."""
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._children: dict[str, Counter] = {}
+
+    def inc(self, label: str) -> None:
+        child = self._children.get(label)
+        if child is None:
+            child = self._children[label] = self._counter.labels(label)
+        child.inc()
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -13,13 +28,15 @@ class Metrics:
         self.connections = Gauge("pea_connections", "Open WebSocket connections.", registry=r)
         self.peers = Gauge("pea_peers", "Peers joined to a room on this node.", registry=r)
         self.rooms = Gauge("pea_rooms", "Rooms with at least one peer on this node.", registry=r)
-        self.frames_in = Counter(
-            "pea_frames_in", "Frames received from clients, by type.", ["type"], registry=r
+        self.frames_in = ByLabel(
+            Counter("pea_frames_in", "Frames received from clients, by type.", ["type"], registry=r)
         )
-        self.frames_out = Counter(
-            "pea_frames_out", "Frames sent to clients, by type.", ["type"], registry=r
+        self.frames_out = ByLabel(
+            Counter("pea_frames_out", "Frames sent to clients, by type.", ["type"], registry=r)
         )
-        self.errors = Counter("pea_errors", "Error frames sent, by code.", ["code"], registry=r)
+        self.errors = ByLabel(
+            Counter("pea_errors", "Error frames sent, by code.", ["code"], registry=r)
+        )
         self.relay_latency = Histogram(
             "pea_relay_latency_seconds",
             "Time from a signal's publish on one node to its delivery on the receiving node.",

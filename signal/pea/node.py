@@ -93,22 +93,22 @@ class Node:
         try:
             message = parse(text)
             if isinstance(message, Signal):
-                self.metrics.frames_in.labels("signal").inc()
+                self.metrics.frames_in.inc("signal")
                 await self._signal(conn, message)
             elif isinstance(message, Join):
-                self.metrics.frames_in.labels("join").inc()
+                self.metrics.frames_in.inc("join")
                 await self._join(conn, message)
             elif isinstance(message, Leave):
-                self.metrics.frames_in.labels("leave").inc()
+                self.metrics.frames_in.inc("leave")
                 if conn.room is None:
                     raise ProtocolError("not-joined", "Join a room before leaving it.", "leave")
                 await self._release(conn, departure=True)
             elif isinstance(message, Ping):
-                self.metrics.frames_in.labels("ping").inc()
+                self.metrics.frames_in.inc("ping")
                 conn.send(PONG_FRAME)
         except ProtocolError as exc:
             if exc.code in ("bad-json", "bad-message"):
-                self.metrics.frames_in.labels("invalid").inc()
+                self.metrics.frames_in.inc("invalid")
             conn.error(exc)
             if exc.code == "unavailable" and conn.room is None:
                 conn.close(Close.TRY_AGAIN, "signalling unavailable")

@@ -8,8 +8,13 @@ export const MEMORY_WARN_BYTES = 512 << 20;
 let registration = null;
 let mode = null;
 
-export async function setupDownloads() {
-  if (mode) return mode;
+let setup = null;
+export function setupDownloads() {
+  setup ??= register();
+  return setup;
+}
+
+async function register() {
   if (!window.isSecureContext || !("serviceWorker" in navigator)) {
     mode = "memory";
     return mode;
@@ -93,6 +98,7 @@ function pumpPort(stream) {
 
 /** Save `stream` as a download called `name`; resolves when the bytes have been handed over. */
 export async function saveStream({ name, size, mime, stream, done }) {
+  await setupDownloads();
   if (mode === "stream") {
     const worker = await activeWorker();
     const id = randomId(16);

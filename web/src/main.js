@@ -46,10 +46,16 @@ function startPage() {
 }
 
 async function receivePage(secret) {
+  performance.mark("pea:start");
   const mode = window.isSecureContext && "serviceWorker" in navigator ? "stream" : "memory";
-  setupDownloads(); // in parallel with connecting: the file list must not wait for it
   const room = await Room.open(secret);
+  performance.mark("pea:keys");
   const receiver = new Receiver(room);
+  // The service worker starts once the sharer is reached: starting it earlier competes
+  // with connecting, and the file list is what a person waits for.
+  const later = () => setupDownloads();
+  receiver.addEventListener("update", () => receiver.files.size && later(), { once: false });
+  setTimeout(later, 3000);
   show(receiveView({ receiver, mode }));
   room.start();
 }

@@ -65,6 +65,7 @@ export class Receiver extends EventTarget {
   }
 
   onWelcome({ peers, resumed }) {
+    performance.mark("pea:welcome");
     if (this.final || this.connected) return;
     if (resumed && this.link) return;
     if (!peers.length) {
@@ -114,6 +115,7 @@ export class Receiver extends EventTarget {
     }
     if (kind === "offer") {
       if (this.connected && from !== this.sharer) return;
+      performance.mark("pea:offer");
       this.link?.close();
       this.sharer = from;
       this.sharerLeft = false;
@@ -126,7 +128,10 @@ export class Receiver extends EventTarget {
       link.addEventListener("state", (e) => {
         if (this.link !== link) return;
         const { state, reason } = e.detail;
-        if (state === "connected") this.set("connected");
+        if (state === "connected") {
+          performance.mark("pea:connected");
+          this.set("connected");
+        }
         else if (state === "failed") {
           this.final = true;
           this.abortAll(reason === "left" ? "The sharer left" : "The connection to the sharer was lost");
@@ -153,6 +158,7 @@ export class Receiver extends EventTarget {
         this.files.set(f.id, { id: f.id, name: f.name, path: typeof f.path === "string" ? f.path : f.name, size: f.size, type: typeof f.type === "string" ? f.type : "", mtime: Number(f.mtime) || Date.now() });
       }
       for (const n of Array.isArray(m.notes) ? m.notes : []) if (n && typeof n.text === "string") this.notes.push({ id: String(n.id), text: n.text });
+      if (!performance.getEntriesByName("pea:files").length) performance.mark("pea:files");
       this.changed();
     };
   }

@@ -18,6 +18,8 @@ export class Sharer extends EventTarget {
     room.on("message", ({ from, kind, payload }) => this.onMessage(from, kind, payload));
     room.on("tampered", ({ from, kind }) => this.onTampered(from, kind));
     room.on("peer-left", ({ peer }) => this.onPeerLeft(peer));
+    // Offer at once rather than wait for the newcomer's hello: one trip through the cluster less.
+    room.on("peer-joined", ({ peer }) => this.accept(peer));
     room.on("state", () => this.changed());
   }
 
@@ -58,6 +60,9 @@ export class Sharer extends EventTarget {
 
   onMessage(from, kind, payload) {
     if (kind === "hello") {
+      // Usually a duplicate: we offered as soon as the server said it joined.
+      const known = this.receivers.get(from);
+      if (known && (known.state === "connecting" || known.state === "connected")) return;
       this.accept(from);
       return;
     }

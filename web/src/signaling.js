@@ -63,6 +63,7 @@ export class Signaling extends EventTarget {
     this.ws = ws;
     let lastSeen = Date.now();
     ws.onopen = () => {
+      performance.mark("pea:ws-open");
       const join = { type: "join", room: this.room };
       if (this.name) join.name = this.name;
       if (this.resume) join.resume = this.resume;

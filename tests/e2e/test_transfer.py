@@ -113,3 +113,40 @@ def test_download_without_transferable_streams(
     for name, src in (("data.bin", medium), (NON_ASCII, shared[NON_ASCII])):
         assert sha256_file(download(receiver, name)) == sha256_file(src)
         expect(row(receiver, name)).to_contain_text("verified")
+
+
+def test_drop_and_note_by_keyboard(pages: Pages, cluster: tuple[PeaNode, PeaNode]) -> None:
+    """A share started by a drop and a note typed and sent with the keyboard alone; the
+    note, however much it looks like HTML, arrives as text."""
+    node_a, node_b = cluster
+    sharer = pages.new()
+    sharer.goto(node_a.url + "/")
+    # The first Tab stops: the brand link, then the (visually hidden) file picker.
+    sharer.keyboard.press("Tab")
+    sharer.keyboard.press("Tab")
+    assert sharer.evaluate("document.activeElement.type") == "file"
+    with sharer.expect_file_chooser() as chooser:
+        sharer.keyboard.press("Space")
+    assert chooser.value.is_multiple()
+    sharer.evaluate(
+        """() => {
+          const dt = new DataTransfer();
+          dt.items.add(new File(["dropped bytes"], "dropped.txt", {type: "text/plain"}));
+          document.getElementById("drop").dispatchEvent(
+            new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+        }"""
+    )
+    link = sharer.locator("[data-testid=share-link]").get_attribute("href", timeout=10000)
+    assert link
+    note = '<script>alert("x")</script> meet at 6 & bring <b>snacks</b>'
+    sharer.locator("#more-note").focus()
+    sharer.keyboard.type(note)
+    sharer.keyboard.press("Tab")
+    sharer.keyboard.press("Enter")
+    receiver = pages.new()
+    open_link(receiver, node_b.url + "/" + fragment(link), expect_files=1)
+    expect(row(receiver, "dropped.txt")).to_have_attribute("data-size", "13")
+    expect(receiver.locator(".notes .note-text")).to_have_text(note)
+    assert receiver.locator("main script, main b").count() == 0
+    got = download(receiver, "dropped.txt")
+    assert got.read_bytes() == b"dropped bytes"

@@ -117,3 +117,36 @@ def test_server_restart_does_not_stop_a_share(
         expect(status).to_have_text("Connected to the sharer.", timeout=30000)
         expect(sharer.locator("[data-testid=status]")).to_contain_text("Sharing with 1 receiver")
         expect(sharer.locator(".receivers [data-state=connected]")).to_have_count(1)
+
+
+# Flips one bit of the first file chunk after the sharer has hashed it: damage in transit.
+CORRUPT_ONE_CHUNK = """
+const send = RTCDataChannel.prototype.send;
+RTCDataChannel.prototype.send = function (data) {
+  if (this.label === "get" && typeof data !== "string" && !window.__peaFlipped) {
+    window.__peaFlipped = true;
+    const copy = new Uint8Array(data.byteLength);
+    copy.set(new Uint8Array(data.buffer || data, data.byteOffset || 0, data.byteLength));
+    copy[copy.length >> 1] ^= 1;
+    return send.call(this, copy);
+  }
+  return send.call(this, data);
+};
+"""
+
+
+def test_damaged_bytes_fail_the_download_loudly(
+    pages: Pages, cluster: tuple[PeaNode, PeaNode], files: dict[str, Path]
+) -> None:
+    node_a, node_b = cluster
+    sharer = pages.new()
+    sharer.context.add_init_script(CORRUPT_ONE_CHUNK)
+    link = share(sharer, node_a.url, [files["small.txt"]])
+    receiver = pages.new()
+    open_link(receiver, node_b.url + "/" + fragment(link), expect_files=1)
+    with receiver.expect_download() as info:
+        row(receiver, "small.txt").locator("[data-testid=download]").click()
+    expect(receiver.locator("[role=alert]")).to_contain_text("SHA-256 mismatch", timeout=15000)
+    expect(row(receiver, "small.txt")).to_contain_text("Failed: SHA-256 mismatch")
+    assert info.value.failure() is not None, "damaged bytes must not end as a finished download"
+    expect(sharer.locator(".receivers")).to_contain_text("SHA-256 did not match")

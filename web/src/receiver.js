@@ -114,7 +114,9 @@ export class Receiver extends EventTarget {
       return;
     }
     if (kind === "offer") {
-      if (this.connected && from !== this.sharer) return;
+      // A working direct link is never torn down by a new offer (for instance one the
+      // sharer made after our failed resume gave us a new peer id).
+      if (this.connected) return;
       performance.mark("pea:offer");
       this.link?.close();
       this.sharer = from;
@@ -196,7 +198,8 @@ export class Receiver extends EventTarget {
 
   async download(id) {
     const file = this.files.get(id);
-    if (!file || !this.connected) return;
+    const running = this.downloads.get(id);
+    if (!file || !this.connected || (running && !running.done && !running.error)) return;
     const d = this.track(id, file.size);
     try {
       const t = this.run(await startDownload(this.link.pc, file, { onProgress: (b) => this.progress(d, b) }), file);
@@ -208,7 +211,8 @@ export class Receiver extends EventTarget {
   }
 
   async downloadAll() {
-    if (!this.connected || !this.files.size) return;
+    const running = this.downloads.get("*");
+    if (!this.connected || !this.files.size || (running && !running.done && !running.error)) return;
     const files = [...this.files.values()];
     const total = files.reduce((a, f) => a + f.size, 0);
     const d = this.track("*", total);

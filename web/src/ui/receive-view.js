@@ -108,7 +108,9 @@ export function receiveView({ receiver, mode }) {
         btn.setAttribute("aria-label", `Download ${f.name}`);
         const d = receiver.downloads.get(f.id);
         const busy = d && !d.done && !d.error;
-        btn.disabled = !receiver.connected || !!busy;
+        // Busy is aria-disabled, not disabled: disabling the focused button would drop keyboard focus.
+        btn.disabled = !receiver.connected;
+        btn.setAttribute("aria-disabled", busy ? "true" : "false");
         const bar = row.querySelector("progress");
         bar.hidden = !busy;
         if (d) bar.value = d.meter.fraction;

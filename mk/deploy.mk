@@ -17,6 +17,7 @@ deploy-tools: $(TOOLS)/bin/.$(DEPLOY_TOOLS_PKG)
 
 $(TOOLS)/bin/.$(DEPLOY_TOOLS_PKG): deploy/fetch_tools.py | install
 	$(BIN)/python deploy/fetch_tools.py $(TOOLS)
+	@touch $@
 
 # Three pea nodes + redis-server + nginx on loopback, behind one URL; Ctrl-C stops it all.
 # CLUSTER_PORT=8080 by default; CLUSTER_ARGS for more (see `python -m deploy.cluster.run --help`).

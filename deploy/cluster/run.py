@@ -68,16 +68,22 @@ def _pea_exe() -> str:
     return _find("pea", str(ROOT / ".venv" / "bin" / "pea"))
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the cluster process dies (Linux), and own session.
+def _own_session(die_with_parent: bool) -> Callable[[], None]:
+    """In the child: a session of its own, and SIGTERM when the parent dies (Linux).
 
     The own session keeps Ctrl-C away from the children, so the parent stops
-    them in order; PR_SET_PDEATHSIG stops them even if the parent is killed.
+    them in order. PR_SET_PDEATHSIG fires when the *thread* that forked exits,
+    so it is only set for children spawned by the main thread.
     """
-    os.setsid()
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    def preexec() -> None:
+        os.setsid()
+        if die_with_parent:
+            with contextlib.suppress(Exception):
+                libc = ctypes.CDLL("libc.so.6", use_errno=True)
+                libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return preexec
 
 
 def http_status(url: str, timeout: float = 1.0) -> int | None:
@@ -137,7 +143,7 @@ class Proc:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_own_session(threading.current_thread() is threading.main_thread()),
         )
         if self.log is not None:
             self._sink = self.log.open("a")

@@ -150,3 +150,20 @@ def test_damaged_bytes_fail_the_download_loudly(
     expect(row(receiver, "small.txt")).to_contain_text("Failed: SHA-256 mismatch")
     assert info.value.failure() is not None, "damaged bytes must not end as a finished download"
     expect(sharer.locator(".receivers")).to_contain_text("SHA-256 did not match")
+
+
+def test_no_direct_route_is_explained(
+    pages: Pages, cluster: tuple[PeaNode, PeaNode], files: dict[str, Path]
+) -> None:
+    """Without media permission Chromium offers no loopback candidate, so no path exists,
+    as behind a strict NAT: after the bounded wait the page says so, why, and what to try."""
+    node_a, node_b = cluster
+    sharer = pages.new(grant=False)
+    link = share(sharer, node_a.url, [files["small.txt"]])
+    receiver = pages.new(grant=False)
+    receiver.goto(node_b.url + "/" + fragment(link))
+    status = receiver.locator("[data-testid=status]")
+    expect(status).to_contain_text("Connecting directly to the sharer")
+    expect(status).to_contain_text("No direct connection to the sharer", timeout=30000)
+    expect(status).to_contain_text("TURN is off by design")
+    expect(sharer.locator(".receivers")).to_contain_text("no direct connection could be made")

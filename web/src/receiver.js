@@ -60,7 +60,8 @@ export class Receiver extends EventTarget {
       this.final = true;
     } else if (s.state === "joined") {
       this.serverTrouble = null;
-      this.changed();
+      if (this.state === "server-offline") this.set(this.link ? "connecting-peer" : "waiting");
+      else this.changed();
     }
   }
 

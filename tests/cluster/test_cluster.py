@@ -204,3 +204,41 @@ async def test_readiness_is_false_while_draining(redis: RedisServer) -> None:
 
 def _ready_or_gone(node: PeaNode) -> bool:
     return ready(node)
+
+
+async def test_redis_connections_per_node_stay_constant(redis: RedisServer) -> None:
+    import redis.asyncio as aioredis
+
+    def pea_clients(listing: list[dict[str, object]]) -> dict[str, int]:
+        roles: dict[str, int] = {}
+        for client in listing:
+            name = str(client.get("name", ""))
+            if name.startswith("pea-"):
+                role = name.rsplit("-", 1)[1]
+                roles[role] = roles.get(role, 0) + 1
+        return roles
+
+    admin = aioredis.Redis.from_url(redis.url)
+    try:
+        with pea_node(redis.url) as a, pea_node(redis.url) as b:
+            ann = await Client.open(a.ws_url)
+            await ann.join(new_room())
+            idle = pea_clients(await admin.client_list())
+            clients = []
+            for i in range(200):  # 100 rooms, each with one peer on each node
+                c = await Client.open((a if i % 2 else b).ws_url)
+                await c.join(f"room-{i // 2:04d}-xxxxxxxxxxxxxxx")
+                clients.append(c)
+            for i in range(0, 200, 2):
+                await clients[i].expect("peer-joined")
+                await clients[i].send({"type": "signal", "to": clients[i + 1].id, "data": i})
+            for i in range(0, 200, 2):
+                assert (await clients[i + 1].expect("signal"))["data"] == i
+            busy = pea_clients(await admin.client_list())
+            for c in clients:
+                await c.close()
+    finally:
+        await admin.aclose()
+    assert idle["subscribe"] == busy["subscribe"] == 2  # one subscriber per node
+    assert idle.get("publish", 0) <= busy["publish"] <= 2  # opened on first use
+    assert busy["scripts"] <= 2 * 8  # the bounded pool

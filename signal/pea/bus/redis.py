@@ -222,6 +222,7 @@ class RedisBus:
                 timeout=command_timeout,
                 socket_timeout=command_timeout,
                 retry=Retry(NoBackoff(), 1),
+                client_name=f"pea-{node_id}-scripts",
                 **common,
             )
         )
@@ -230,12 +231,17 @@ class RedisBus:
             single_connection_client=True,
             socket_timeout=command_timeout,
             retry=Retry(NoBackoff(), 1),
+            client_name=f"pea-{node_id}-publish",
             **common,
         )
         # The listener supervises its own connection, so redis-py must not retry
         # behind its back.
         self._listen_client = aioredis.Redis.from_url(
-            url, socket_timeout=None, retry=Retry(NoBackoff(), 0), **common
+            url,
+            socket_timeout=None,
+            retry=Retry(NoBackoff(), 0),
+            client_name=f"pea-{node_id}-subscribe",
+            **common,
         )
         self._join = self._commands.register_script(_JOIN)
         self._leave = self._commands.register_script(_LEAVE)

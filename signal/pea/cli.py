@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from types import FrameType
@@ -115,6 +116,15 @@ def uvicorn_config(app: object, settings: Settings) -> uvicorn.Config:
     )
 
 
+def tune_gc() -> None:
+    """Profiles of a busy node showed ~20 % of CPU in the garbage collector, mostly
+    re-scanning long-lived objects. Freezing what start-up made and collecting the
+    young generation less often cuts that; nothing here relies on prompt cycles."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -130,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(settings.log_level, settings.log_json)
     app = create_app(settings)
     server = DrainingServer(uvicorn_config(app, settings), app.state.node)
+    tune_gc()
     scheme = "https" if settings.tls_cert else "http"
     log.info("pea listening on %s://%s:%d", scheme, settings.host, settings.port)
     server.run()

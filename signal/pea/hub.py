@@ -20,10 +20,14 @@ class Hub(Generic[C]):
         self._local: dict[str, dict[str, C]] = {}
         self._pending: dict[str, set[C]] = {}
         self._views: dict[str, set[str]] = {}
+        self._peer_count = 0
 
     # local connections
     def add(self, room: str, peer: str, conn: C, members: set[str]) -> None:
-        self._local.setdefault(room, {})[peer] = conn
+        local = self._local.setdefault(room, {})
+        if peer not in local:
+            self._peer_count += 1
+        local[peer] = conn
         self._views[room] = {*members, peer, *self._views.get(room, ())}
 
     def remove(self, room: str, peer: str, conn: C) -> bool:
@@ -32,6 +36,7 @@ class Hub(Generic[C]):
         if local is None or local.get(peer) is not conn:
             return False
         del local[peer]
+        self._peer_count -= 1
         if not local:
             del self._local[room]
         if room not in self._local and room not in self._pending:
@@ -57,7 +62,7 @@ class Hub(Generic[C]):
 
     @property
     def peer_count(self) -> int:
-        return sum(len(peers) for peers in self._local.values())
+        return self._peer_count
 
     # joins in flight
     def add_pending(self, room: str, conn: C) -> None:

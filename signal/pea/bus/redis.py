@@ -124,6 +124,7 @@ return redis.call('HGETALL', KEYS[1])
 
 _REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 HEARTBEAT_BATCH = 500
+SUBSCRIBE_BATCH = 1000
 
 
 def _keys(room: str) -> list[str]:
@@ -196,7 +197,7 @@ class RedisBus:
         lease: float,
         grace: float,
         ping_interval: float = 1.0,
-        dead_after: float = 3.0,
+        dead_after: float = 5.0,
         command_timeout: float = 2.0,
         pool_size: int = 8,
         **connection_kwargs: Any,
@@ -318,17 +319,20 @@ class RedisBus:
     async def _connect(self, pubsub: Any) -> None:
         control = f"pea:node:{self.node_id}"
         channels = [control, *(_channel(r) for r in self._rooms)]
-        await asyncio.wait_for(pubsub.subscribe(*channels), self._dead_after)
-        # Confirmations arrive in order: the last one means all are active.
-        deadline = time.monotonic() + self._dead_after + len(channels) / 10000
-        remaining = len(channels)
-        while remaining:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("subscribing timed out")
-            msg = await pubsub.get_message(timeout=left)
-            if msg is not None and msg["type"] == "subscribe":
-                remaining -= 1
+        # In batches, each waited for: a node with thousands of rooms must not
+        # send one huge command, nor give up on a slow Redis that is progressing.
+        for start in range(0, len(channels), SUBSCRIBE_BATCH):
+            batch = channels[start : start + SUBSCRIBE_BATCH]
+            await asyncio.wait_for(pubsub.subscribe(*batch), self._dead_after)
+            remaining = len(batch)
+            while remaining:
+                msg = await pubsub.get_message(timeout=self._dead_after)
+                if msg is None:
+                    raise TimeoutError("Redis stopped confirming subscriptions")
+                if msg["type"] == "subscribe":
+                    remaining -= 1
+                elif msg["type"] == "message" and self._deliver is not None:
+                    self._deliver(_room_of(msg["channel"]), msg["data"])
         self._pubsub = pubsub
         self._healthy = True
         was_first = not self._first_connect.is_set()
@@ -346,12 +350,16 @@ class RedisBus:
     async def _listen(self, pubsub: Any) -> None:
         assert self._deliver is not None
         deliver = self._deliver
-        last_rx = last_ping = time.monotonic()
+        # Health is judged by the age of an unanswered ping, not by time since the
+        # last byte: a node whose event loop was busy for a while sent no ping
+        # meanwhile, and that must not look like a dead Redis.
+        unanswered_since: float | None = None
+        last_ping = time.monotonic()
         while True:
             msg = await pubsub.get_message(timeout=self._ping_interval / 2)
             now = time.monotonic()
             if msg is not None:
-                last_rx = now
+                unanswered_since = None
                 kind = msg["type"]
                 if kind == "message":
                     try:
@@ -366,9 +374,11 @@ class RedisBus:
                             fut.set_result(None)
             if now - last_ping >= self._ping_interval:
                 last_ping = now
+                if unanswered_since is None:
+                    unanswered_since = now
                 await pubsub.ping()
-            if now - last_rx > self._dead_after:
-                raise TimeoutError(f"Redis silent for {self._dead_after:.0f} s")
+            if unanswered_since is not None and now - unanswered_since > self._dead_after:
+                raise TimeoutError(f"Redis did not answer a ping for {self._dead_after:.0f} s")
 
     async def _drop(self, pubsub: Any) -> None:
         self._healthy = False

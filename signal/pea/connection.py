@@ -64,6 +64,29 @@ def frame_type(frame: str) -> str:
 
 
 class Connection:
+    # Slots and lazily made tasks and events: an idle peer costs a node little,
+    # and a node holds tens of thousands of them.
+    __slots__ = (
+        "_bucket",
+        "_close",
+        "_closed",
+        "_done",
+        "_dropped_in_a_row",
+        "_metrics",
+        "_oversized",
+        "_queue",
+        "_queued_bytes",
+        "_settings",
+        "_writer",
+        "buffered",
+        "client_code",
+        "info",
+        "joining",
+        "peer",
+        "room",
+        "ws",
+    )
+
     def __init__(self, ws: WebSocket, settings: Settings, metrics: Metrics) -> None:
         self.ws = ws
         self.room: str | None = None
@@ -76,9 +99,10 @@ class Connection:
         self._metrics = metrics
         self._queue: deque[str] = deque()
         self._queued_bytes = 0
-        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
         self._close: tuple[int, str] | None = None
-        self._closed = asyncio.Event()
+        self._closed: asyncio.Event | None = None
+        self._done = False
         self._bucket = TokenBucket(settings.rate_per_second, settings.rate_burst)
         self._dropped_in_a_row = 0
         self._oversized = 0
@@ -99,7 +123,7 @@ class Connection:
             return
         self._queue.append(frame)
         self._queued_bytes += len(frame)
-        self._wake.set()
+        self._start_writer()
 
     def error(self, exc: ProtocolError) -> None:
         self._metrics.errors.inc(exc.code)
@@ -109,37 +133,45 @@ class Connection:
         """Close once the frames already queued are sent."""
         if self._close is None:
             self._close = (code, reason)
-            self._wake.set()
+            self._start_writer()
 
     @property
     def closing(self) -> bool:
         return self._close is not None
 
     async def wait_closed(self) -> None:
+        if self._done:
+            return
+        if self._closed is None:
+            self._closed = asyncio.Event()
         await self._closed.wait()
 
-    async def _write_loop(self) -> None:
+    def _start_writer(self) -> None:
+        # The writer lives only while there is something to write.
+        if self._writer is None and not self._done:
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
         frames_out = self._metrics.frames_out
         try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while self._queue:
-                    frame = self._queue.popleft()
-                    self._queued_bytes -= len(frame)
-                    await self.ws.send_text(frame)
-                    frames_out.inc(frame_type(frame))
-                if self._close is not None:
-                    code, reason = self._close
-                    await self.ws.close(code, reason)
-                    return
+            while self._queue:
+                frame = self._queue.popleft()
+                self._queued_bytes -= len(frame)
+                await self.ws.send_text(frame)
+                frames_out.inc(frame_type(frame))
+            # No await between the emptiness check above and here, so a frame
+            # queued meanwhile always finds a writer.
+            if self._close is not None:
+                code, reason = self._close
+                await self.ws.close(code, reason)
         except (WebSocketDisconnect, RuntimeError, OSError):
-            return  # the peer is gone; the reader sees the disconnect
+            self._queue.clear()  # the peer is gone; the reader sees the disconnect
+        finally:
+            self._writer = None
 
     # -- reading ----------------------------------------------------------
 
     async def run(self, handler: Handler) -> None:
-        writer = asyncio.create_task(self._write_loop())
         try:
             await self._read_loop(handler)
         finally:
@@ -147,12 +179,17 @@ class Connection:
             try:
                 await handler.disconnect(self, departure)
             finally:
-                if not writer.done():
-                    self.close(Close.NORMAL)
+                writer = self._writer
+                if writer is not None:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(asyncio.shield(writer), 2)
                     writer.cancel()
-                self._closed.set()
+                elif self.client_code is None and self._close is None:
+                    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                        await self.ws.close(Close.NORMAL)
+                self._done = True
+                if self._closed is not None:
+                    self._closed.set()
 
     async def _read_loop(self, handler: Handler) -> None:
         max_bytes = self._settings.max_frame_bytes

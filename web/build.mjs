@@ -21,6 +21,7 @@ const common = {
 };
 await build({ ...common, entryPoints: [join(here, "src", "main.js")], format: "esm", outfile: join(out, "app.js") });
 await build({ ...common, entryPoints: [join(here, "src", "download-sw.js")], format: "iife", outfile: join(out, "sw.js") });
+await build({ ...common, entryPoints: [join(here, "src", "hash-worker.js")], format: "iife", outfile: join(out, "hash-worker.js") });
 await build({ ...common, entryPoints: [join(here, "src", "style.css")], outfile: join(out, "style.css") });
 for (const f of ["index.html", "icon.svg"]) cpSync(join(here, "src", f), join(out, f));
 console.log(`web bundle written to ${out}`);

@@ -34,10 +34,30 @@ export class Sharer extends EventTarget {
       const rec = { id, file, name: file.name, path: path || file.name, size: file.size, type: file.type || "", mtime: file.lastModified || Date.now() };
       this.files.set(id, rec);
       added.push(rec);
+      this.prehash(rec);
     }
     this.broadcast({ files: added.map(describe) });
     this.changed();
     return added;
+  }
+
+  /** Queue a file for hashing in a worker; a transfer that starts before it is done hashes inline. */
+  prehash(rec) {
+    if (typeof Worker === "undefined") return;
+    if (!this.hasher) {
+      try {
+        this.hasher = new Worker("/hash-worker.js");
+      } catch {
+        this.hasher = null;
+        return;
+      }
+      this.hasher.onmessage = (e) => {
+        const { id, sha256 } = e.data || {};
+        const target = this.files.get(id);
+        if (target && typeof sha256 === "string") target.sha256 = sha256;
+      };
+    }
+    this.hasher.postMessage({ id: rec.id, file: rec.file });
   }
 
   addNote(text) {

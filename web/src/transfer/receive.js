@@ -6,6 +6,7 @@ import { createSHA256 } from "hash-wasm";
 import { ACK_EVERY, GET_LABEL, TransferError, parse } from "./protocol.js";
 
 const COALESCE = 2 << 20;
+const PIECE = 1 << 20;
 
 export async function startDownload(pc, file, { onProgress } = {}) {
   const hasher = await createSHA256();
@@ -15,6 +16,7 @@ export async function startDownload(pc, file, { onProgress } = {}) {
   const queue = [];
   let received = 0;
   let consumed = 0;
+  let queued = 0;
   let lastAck = 0;
   let verified = false;
   let error = null;
@@ -58,6 +60,7 @@ export async function startDownload(pc, file, { onProgress } = {}) {
       }
       hasher.update(u);
       queue.push(u);
+      queued += u.byteLength;
       onProgress?.(received);
       wake();
       return;
@@ -85,7 +88,8 @@ export async function startDownload(pc, file, { onProgress } = {}) {
   const stream = new ReadableStream(
     {
       async pull(controller) {
-        while (!queue.length && !verified && !error) {
+        // Wait for a piece worth a hop to the service worker (or the end): fewer, larger chunks.
+        while (queued < PIECE && !verified && !error) {
           await new Promise((r) => {
             wakeup = r;
           });
@@ -112,6 +116,7 @@ export async function startDownload(pc, file, { onProgress } = {}) {
             }
           }
           controller.enqueue(u);
+          queued -= u.byteLength;
           consumed += u.byteLength;
           if (consumed - lastAck >= ACK_EVERY) {
             lastAck = consumed;

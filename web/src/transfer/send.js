@@ -79,8 +79,10 @@ export class Upload extends EventTarget {
     this.file = rec;
     this.emit("start", rec);
     const { file, size } = rec;
-    const hasher = await createSHA256();
-    hasher.init();
+    // Known already (hashed in a worker when shared): no hashing while sending.
+    const known = typeof rec.sha256 === "string" ? rec.sha256 : null;
+    const hasher = known ? null : await createSHA256();
+    hasher?.init();
     const read = (at) => file.slice(at, Math.min(size, at + READ_BLOCK)).arrayBuffer();
     let offset = 0;
     let next = size > 0 ? read(0) : null;
@@ -97,7 +99,7 @@ export class Upload extends EventTarget {
       }
       const end = offset + buf.byteLength;
       next = end < size ? read(end) : null; // read ahead while this block goes out
-      hasher.update(buf);
+      hasher?.update(buf);
       for (let p = 0; p < buf.byteLength; p += this.chunk) {
         while (ch.bufferedAmount > HIGH_WATER || offset + p - this.acked > WINDOW) {
           if (this.closed) throw new TransferError("gone", "the receiver left during the transfer");
@@ -109,7 +111,7 @@ export class Upload extends EventTarget {
       }
       offset = end;
     }
-    const sha256 = hasher.digest("hex");
+    const sha256 = known ?? hasher.digest("hex");
     ch.send(JSON.stringify({ t: "end", size, sha256 }));
     await this.until(() => this.reply, 120000, "confirmation");
     if (this.reply.t === "bad") throw new TransferError("mismatch", "the receiver's SHA-256 did not match: the file was damaged in transit");

@@ -24,6 +24,12 @@ export class Sharer extends EventTarget {
   }
 
   changed() {
+    // Background hashing waits while any connection is being set up.
+    const connecting = [...this.receivers.values()].some((r) => r.state === "connecting");
+    if (this.hasher && connecting !== this.hashPaused) {
+      this.hashPaused = connecting;
+      this.hasher.postMessage({ pause: connecting });
+    }
     this.dispatchEvent(new Event("update"));
   }
 
@@ -47,6 +53,7 @@ export class Sharer extends EventTarget {
     if (!this.hasher) {
       try {
         this.hasher = new Worker("/hash-worker.js");
+        this.hashPaused = false;
       } catch {
         this.hasher = null;
         return;

@@ -434,9 +434,14 @@ LIMITS = """What limits these figures:
   here, so any other load on the machine moves the figures by ±20 %. Read single runs
   as indications, not as fine comparisons.
 - The bare harness sends one buffer again and again and discards what arrives; pea
-  also reads the file (File.slice), hashes it on both sides (SHA-256, hash-wasm),
+  also reads the file (File.slice), hashes it (SHA-256, hash-wasm: the sharer once
+  per shared file in a worker when it is added, the receiver inline as bytes arrive),
   streams it through a service worker and the browser's download writer to disk, and
   paces the sender with the receiver's acknowledgements (16 MiB window).
+- Measured here, the receiver's inline hash and the service-worker hop each cost
+  roughly a tenth of the throughput; hashing in a receiver-side worker did not raise
+  throughput measurably and doubled the receiver's memory growth (chunks are copied
+  to the worker and collected late), so pea does not do it.
 - Memory is the RSS sum of every process of the receiving browser, sampled every 50 ms,
   minus the value before the download; it includes the browser's own disk cache and
   allocator slack, so it over-states what pea holds.

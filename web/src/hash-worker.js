@@ -10,32 +10,9 @@ let paused = false;
 let resume = null;
 let running = false;
 
-// Streams hashed for a receiving page, by id: chunks arrive in order, then a digest request.
-const streams = new Map();
-
-async function onStream(m) {
-  let h = streams.get(m.stream);
-  if (!h) {
-    h = createSHA256();
-    streams.set(m.stream, h);
-  }
-  const hasher = await h; // messages are handled in order; awaiting a settled promise keeps it
-  if (m.chunk) hasher.update(m.chunk);
-  if (m.digest) {
-    streams.delete(m.stream);
-    self.postMessage({ stream: m.stream, sha256: hasher.digest("hex") });
-  }
-}
-
-let chain = Promise.resolve();
 self.onmessage = (e) => {
   const m = e.data || {};
-  if (m.stream) {
-    chain = chain.then(() => onStream(m)).catch((err) => self.postMessage({ stream: m.stream, error: String(err?.message || err) }));
-    return;
-  }
-  if (m.ping) self.postMessage({ pong: true });
-  else if (m.pause === true) paused = true;
+  if (m.pause === true) paused = true;
   else if (m.pause === false) {
     paused = false;
     resume?.();

@@ -5,7 +5,6 @@ import { setupDownloads } from "./download.js";
 import { Receiver } from "./receiver.js";
 import { Room } from "./room.js";
 import { Sharer } from "./sharer.js";
-import { prepareHashing } from "./transfer/receive.js";
 import { h } from "./ui/dom.js";
 import { acceptDrops, filesFromInput } from "./ui/pickers.js";
 import { receiveView } from "./ui/receive-view.js";
@@ -49,7 +48,6 @@ function startPage() {
 async function receivePage(secret) {
   performance.mark("pea:start");
   const mode = window.isSecureContext && "serviceWorker" in navigator ? "stream" : "memory";
-  prepareHashing();
   const room = await Room.open(secret);
   performance.mark("pea:keys");
   const receiver = new Receiver(room);

@@ -8,62 +8,9 @@ import { ACK_EVERY, GET_LABEL, TransferError, parse } from "./protocol.js";
 const COALESCE = 2 << 20;
 const PIECE = 1 << 20;
 
-let worker = null;
-let workerReady = false;
-let nextStream = 1;
-const digests = new Map();
-
-/**
- * Start the hashing worker early, while the server that serves its script is surely up;
- * downloads use it only once it has answered, and hash inline otherwise.
- */
-export function prepareHashing() {
-  if (worker !== null || typeof Worker === "undefined") return;
-  try {
-    worker = new Worker("/hash-worker.js");
-  } catch {
-    worker = false;
-    return;
-  }
-  worker.onerror = () => {
-    workerReady = false;
-  };
-  worker.onmessage = (e) => {
-    const { stream, sha256, error, pong } = e.data || {};
-    if (pong) {
-      workerReady = true;
-      return;
-    }
-    const d = digests.get(stream);
-    digests.delete(stream);
-    if (d) d(error ? Promise.reject(new Error(error)) : sha256);
-  };
-  worker.postMessage({ ping: true });
-}
-
-/**
- * Incremental SHA-256 of a received stream, in a worker when there is one (the page's
- * thread also runs SCTP callbacks and the stream to the download), inline otherwise.
- */
-async function streamHasher() {
-  if (!worker || !workerReady) {
-    const h = await createSHA256();
-    h.init();
-    return { update: (u) => h.update(u), digest: async () => h.digest("hex") };
-  }
-  const id = nextStream++;
-  return {
-    update: (u) => worker.postMessage({ stream: id, chunk: u }),
-    digest: () =>
-      new Promise((resolve) => {
-        digests.set(id, resolve);
-        worker.postMessage({ stream: id, digest: true });
-      }),
-  };
-}
-
 export async function startDownload(pc, file, { onProgress } = {}) {
-  const hasher = await streamHasher();
+  const hasher = await createSHA256();
+  hasher.init();
   const ch = pc.createDataChannel(GET_LABEL, { ordered: true });
   ch.binaryType = "arraybuffer";
   const queue = [];
@@ -102,7 +49,7 @@ export async function startDownload(pc, file, { onProgress } = {}) {
   ch.onclose = () => {
     if (!verified) fail("vanished", `The sharer vanished in the middle of “${file.name}” (closed the page or lost the network).`);
   };
-  ch.onmessage = async (ev) => {
+  ch.onmessage = (ev) => {
     if (error) return;
     if (typeof ev.data !== "string") {
       const u = new Uint8Array(ev.data);
@@ -121,13 +68,7 @@ export async function startDownload(pc, file, { onProgress } = {}) {
     const m = parse(ev.data);
     if (!m) return;
     if (m.t === "end") {
-      let sha256;
-      try {
-        sha256 = await hasher.digest();
-      } catch (err) {
-        fail("hash", `Could not verify “${file.name}”: ${err.message}`);
-        return;
-      }
+      const sha256 = hasher.digest("hex");
       if (received !== file.size || m.size !== file.size) {
         send({ t: "bad", sha256 });
         fail("size", `“${file.name}” arrived with ${received} bytes instead of ${file.size}.`);

@@ -41,6 +41,7 @@ from pea.resume import ResumeSigner
 log = logging.getLogger("pea.node")
 
 VIEW_REFRESH_MIN_INTERVAL = 1.0
+HEARTBEAT_SLICE = 200
 
 
 def new_peer_id() -> str:
@@ -318,11 +319,20 @@ class Node:
 
     # -- presence ----------------------------------------------------------------
 
-    def _local_members(self) -> dict[str, dict[str, str]]:
-        return {
-            room: {peer: conn.info for peer, conn in peers.items()}
-            for room, peers in self.hub.rooms()
-        }
+    async def _refresh_presence(self, upsert: bool = False) -> None:
+        """Heartbeat every local member, a slice of rooms at a time, yielding to
+        the event loop between slices: one pass over ten thousand rooms at once
+        stalled every relay on the node for tens of milliseconds."""
+        rooms = list(self.hub.rooms())
+        for start in range(0, len(rooms), HEARTBEAT_SLICE):
+            members = {
+                room: {peer: conn.info for peer, conn in peers.items()}
+                for room, peers in rooms[start : start + HEARTBEAT_SLICE]
+            }
+            await self.bus.heartbeat(members, upsert=upsert)
+            await asyncio.sleep(0)
+        if not rooms:
+            await self.bus.heartbeat({}, upsert=upsert)
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -332,7 +342,7 @@ class Node:
             if not self.bus.healthy:
                 continue
             try:
-                await self.bus.heartbeat(self._local_members())
+                await self._refresh_presence()
             except BusUnavailable as exc:
                 log.info("heartbeat skipped, bus unavailable: %s", exc)
             except Exception:
@@ -342,7 +352,7 @@ class Node:
         """After the bus reconnects: restore our members (Redis may have lost them),
         then, once every live node has done the same, reconcile the views and
         report peers that vanished meanwhile as left."""
-        await self.bus.heartbeat(self._local_members(), upsert=True)
+        await self._refresh_presence(upsert=True)
         await asyncio.sleep(self.settings.presence_lease)
         for room, local in self.hub.rooms():
             try:

@@ -53,6 +53,7 @@ class MemoryBus:
         self._broker = broker or MemoryBroker()
         self._deliver: Deliver | None = None
         self._clock = clock
+        self._swept_at = 0.0
 
     @property
     def healthy(self) -> bool:
@@ -140,9 +141,12 @@ class MemoryBus:
                 state.info[peer] = info
                 state.deadline[peer] = live_until
             self._broker.reap(room, now)
-        # Rooms nobody on any node is subscribed to still expire their away members.
-        for room in [r for r in self._broker.rooms if r not in self._broker.subscribers]:
-            self._broker.reap(room, now)
+        # Rooms nobody on any node is subscribed to still expire their away
+        # members; a full sweep once a heartbeat interval is plenty.
+        if now - self._swept_at >= self._lease / 3:
+            self._swept_at = now
+            for room in [r for r in self._broker.rooms if r not in self._broker.subscribers]:
+                self._broker.reap(room, now)
 
     async def members(self, room: str) -> dict[str, str | None]:
         state = self._broker.rooms.get(room)

@@ -61,4 +61,4 @@ bench: install system-deps
 	$(BIN)/python bench/signal_load.py
 
 clean:
-	rm -rf $(VENV) node_modules signal/pea/static .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) web/node_modules signal/pea/static .tools .pytest_cache .mypy_cache .ruff_cache

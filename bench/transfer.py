@@ -40,24 +40,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support.browser import CHROMIUM as _CHROMIUM  # noqa: E402
+from tests.support.browser import CHROMIUM_ARGS as ARGS  # noqa: E402
+
 MiB = 1 << 20
-CHROMIUM = (
-    "/usr/lib/chromium/chromium"
-    if os.path.exists("/usr/lib/chromium/chromium")
-    else "/usr/bin/chromium"
-)
-ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--allow-loopback-in-peer-connection",
-    "--use-fake-ui-for-media-stream",
-]
+CHROMIUM = _CHROMIUM or "/usr/bin/chromium"
 
 # The bare harness: the same chunk size rule and backpressure thresholds as pea's sender.
 BARE_OFFER = """async () => {

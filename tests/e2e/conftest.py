@@ -16,23 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.browser import CHROMIUM
+from tests.support.browser import CHROMIUM_ARGS as BASE_CHROMIUM_ARGS
 from tests.support.procs import ROOT, PeaNode, RedisServer, pea_node, redis_server
 
-CHROMIUM = next(
-    (p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if os.path.exists(p)), None
-)
 CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # WebRTC on loopback: lo is an ICE network only with these (see BROWSER-TESTS.md).
-    "--allow-loopback-in-peer-connection",
-    "--use-fake-ui-for-media-stream",
+    *BASE_CHROMIUM_ARGS,
     # A non-local host name that still lands on loopback: the page is then not a secure context.
     "--host-resolver-rules=MAP lan.pea.test 127.0.0.1",
 ]

@@ -44,6 +44,14 @@ VIEW_REFRESH_MIN_INTERVAL = 1.0
 HEARTBEAT_SLICE = 200
 
 
+class _RoomLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 def new_peer_id() -> str:
     return secrets.token_urlsafe(12)  # 96 random bits, 16 base64url characters
 
@@ -57,7 +65,7 @@ class Node:
         self.signer = ResumeSigner(settings.effective_secret())
         self.connections: set[Connection] = set()
         self.draining = False
-        self._room_locks: dict[str, asyncio.Lock] = {}
+        self._room_locks: dict[str, _RoomLock] = {}
         self._view_checked: dict[str, float] = {}
         self._subscribed: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -263,15 +271,19 @@ class Node:
 
     @contextlib.asynccontextmanager
     async def _room_lock(self, room: str) -> AsyncIterator[None]:
-        lock = self._room_locks.get(room)
-        if lock is None:
-            lock = self._room_locks[room] = asyncio.Lock()
+        """Serialises subscribe, join and unsubscribe of one room; the lock is
+        dropped with its last user, so idle rooms cost nothing."""
+        entry = self._room_locks.get(room)
+        if entry is None:
+            entry = self._room_locks[room] = _RoomLock()
+        entry.users += 1
         try:
-            async with lock:
+            async with entry.lock:
                 yield
         finally:
-            if not lock.locked() and not getattr(lock, "_waiters", None):
-                self._room_locks.pop(room, None)
+            entry.users -= 1
+            if entry.users == 0:
+                del self._room_locks[room]
 
     async def _ensure_subscribed(self, room: str) -> None:
         if room not in self._subscribed:

@@ -197,13 +197,9 @@ async def test_readiness_is_false_while_draining(redis: RedisServer) -> None:
         )
         assert b"101" in await asyncio.wait_for(reader.readline(), 5)
         b.signal(signal.SIGTERM)
-        await wait_until(lambda: not _ready_or_gone(b), 5, "readiness false during drain")
+        await wait_until(lambda: not ready(b), 5, "readiness false during drain")
         assert b.wait(20) == 0
         writer.close()
-
-
-def _ready_or_gone(node: PeaNode) -> bool:
-    return ready(node)
 
 
 async def test_redis_connections_per_node_stay_constant(redis: RedisServer) -> None:

@@ -49,6 +49,8 @@ class TamperingRelay:
         self.to_server = to_server or (lambda f: f)
         self.port = free_port()
         self.altered = 0
+        # Per browser connection: its own peer id and the peers it was told about.
+        self.browsers: dict[ServerConnection, dict[str, Any]] = {}
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -96,12 +98,38 @@ class TamperingRelay:
 
             async def down() -> None:
                 async for raw in server:
-                    await browser.send(self._pass(raw, self.to_browser))
+                    out = self._pass(raw, self.to_browser)
+                    self._note(browser, json.loads(out))
+                    await browser.send(out)
 
             tasks = [asyncio.create_task(up()), asyncio.create_task(down())]
             _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for t in pending:
                 t.cancel()
+
+    def _note(self, browser: ServerConnection, frame: dict[str, Any]) -> None:
+        seen = self.browsers.setdefault(browser, {"peer": None, "others": []})
+        if frame.get("type") == "welcome":
+            seen["peer"] = frame.get("peer")
+            seen["others"] += [p.get("peer") for p in frame.get("peers", [])]
+        elif frame.get("type") == "peer-joined":
+            seen["others"].append(frame.get("peer"))
+
+    def inject_forged(self, kind: str = "candidate") -> int:
+        """Deliver to every browser behind this relay, as if from each peer it knows, a
+        signal whose MAC is wrong (what a server without the secret can do at any time).
+        Returns how many were sent."""
+
+        async def send_all() -> int:
+            n = 0
+            for browser, seen in list(self.browsers.items()):
+                for other in seen["others"]:
+                    data = {"v": 1, "kind": kind, "payload": "{}", "mac": "0" * 64}
+                    await browser.send(json.dumps({"type": "signal", "from": other, "data": data}))
+                    n += 1
+            return n
+
+        return asyncio.run_coroutine_threadsafe(send_all(), self._loop).result(10)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)

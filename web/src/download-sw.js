@@ -2,6 +2,8 @@
 // into a normal browser download, so a file of any size goes to disk instead
 // of memory. It answers only URLs under /_pea/download/; everything else
 // goes to the network untouched.
+import { safeFileName, safeMime } from "./names.js";
+
 const PREFIX = "/_pea/download/";
 const pending = new Map();
 
@@ -13,8 +15,10 @@ self.addEventListener("message", (e) => {
   if (!d || typeof d !== "object") return;
   if (d.type === "pea-download" && typeof d.id === "string" && (d.stream || d.port)) {
     pending.set(d.id, { ...d, stream: d.stream || portStream(d.port) });
-    setTimeout(() => pending.delete(d.id), 60000); // never fetched: forget it
+    setTimeout(() => forget(d.id, "the download was never requested"), 60000);
     e.ports[0]?.postMessage({ ok: true });
+  } else if (d.type === "pea-cancel" && typeof d.id === "string") {
+    forget(d.id, "the page gave up on this download");
   } else if (d.type === "pea-ping") {
     // Each message keeps this worker alive while a long download runs.
     e.ports[0]?.postMessage({ ok: true });
@@ -47,6 +51,15 @@ function portStream(port) {
   });
 }
 
+/** Drop a download nobody will fetch, cancelling its stream so the transfer behind it stops. */
+function forget(id, why) {
+  const d = pending.get(id);
+  if (!d) return;
+  pending.delete(id);
+  d.stream.cancel(why).catch(() => {});
+}
+
+/** RFC 6266 with an RFC 5987 `filename*`; the name is already a safe file name, so no CR, LF or quote can end the header. */
 function disposition(name) {
   const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, "_");
   const utf8 = encodeURIComponent(name).replace(/['()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
@@ -63,12 +76,24 @@ self.addEventListener("fetch", (e) => {
     return;
   }
   pending.delete(id);
-  const headers = {
-    "Content-Type": d.mime || "application/octet-stream",
-    "Content-Disposition": disposition(d.name),
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
-  };
-  if (Number.isFinite(d.size)) headers["Content-Length"] = String(d.size);
-  e.respondWith(new Response(d.stream, { headers }));
+  let response;
+  try {
+    // Made safe again here: this worker trusts no page message about what goes into a header.
+    const headers = {
+      "Content-Type": safeMime(d.mime),
+      "Content-Disposition": disposition(safeFileName(d.name)),
+      "X-Content-Type-Options": "nosniff",
+      "Cache-Control": "no-store",
+    };
+    if (Number.isSafeInteger(d.size) && d.size >= 0) headers["Content-Length"] = String(d.size);
+    response = new Response(d.stream, { headers });
+  } catch (err) {
+    // Say so to the page, which would otherwise believe the download had started.
+    d.status?.postMessage({ error: String(err?.message || err) });
+    d.stream.cancel("the download could not start").catch(() => {});
+    e.respondWith(new Response("This download could not start. The pea page says why.", { status: 500, headers: { "Content-Type": "text/plain; charset=utf-8" } }));
+    return;
+  }
+  d.status?.postMessage({ started: true });
+  e.respondWith(response);
 });

@@ -2,9 +2,11 @@
 // service worker streams it to disk; elsewhere (plain HTTP on a LAN address)
 // there is no service worker, so the bytes are gathered in memory and saved
 // as a Blob: it works, but the page says so and says how to avoid it.
+import { safeFileName, safeMime } from "./names.js";
 import { randomId } from "./util.js";
 
 export const MEMORY_WARN_BYTES = 512 << 20;
+const START_TIMEOUT_MS = 15000; // the worker answers the download's request within a second when it works
 let registration = null;
 let mode = null;
 
@@ -96,29 +98,60 @@ function pumpPort(stream) {
   return port2;
 }
 
-/** Save `stream` as a download called `name`; resolves when the bytes have been handed over. */
-export async function saveStream({ name, size, mime, stream, done }) {
+/** A promise for the worker's word that the browser's download request was answered (or could not be). */
+function startSignal() {
+  const { port1, port2 } = new MessageChannel();
+  let timer;
+  const started = new Promise((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error("the browser did not start the download (no answer from the download worker); nothing was saved")), START_TIMEOUT_MS);
+    port1.onmessage = (e) => {
+      clearTimeout(timer);
+      if (e.data?.started) resolve();
+      else reject(new Error(`the browser could not start the download (${e.data?.error || "unknown error"}); nothing was saved`));
+    };
+  });
+  started.catch(() => {}).finally(() => port1.close());
+  return { started, port: port2 };
+}
+
+/**
+ * Save `stream` as a download called `name`; resolves when the browser has
+ * started the download, rejects (and cancels the stream) when it could not.
+ * Name and type are made safe here too, whoever the caller is.
+ */
+export async function saveStream({ name: rawName, size, mime: rawMime, stream, done }) {
+  const name = safeFileName(rawName);
+  const mime = safeMime(rawMime);
   await setupDownloads();
   if (mode === "stream") {
     const worker = await activeWorker();
     const id = randomId(16);
     const meta = { type: "pea-download", id, name, size, mime };
+    let start = startSignal();
     try {
       if (window.__peaForcePortPump) throw new DOMException("forced by a test", "DataCloneError");
-      await ask(worker, { ...meta, stream }, [stream]);
+      await ask(worker, { ...meta, stream, status: start.port }, [stream, start.port]);
     } catch (err) {
       if (err?.name !== "DataCloneError") throw err;
       // No transferable streams (Safari): the worker pulls chunks over a MessagePort instead.
+      start = startSignal();
       const port = pumpPort(stream);
-      await ask(worker, { ...meta, port }, [port]);
+      await ask(worker, { ...meta, port, status: start.port }, [port, start.port]);
     }
-    hold();
     const frame = document.createElement("iframe");
     frame.hidden = true;
     frame.title = "download";
     // A navigation the worker answers; never <a download>, which bypasses the worker.
     frame.src = `/_pea/download/${id}/${encodeURIComponent(name)}`;
     document.body.append(frame);
+    try {
+      await start.started;
+    } catch (err) {
+      worker.postMessage({ type: "pea-cancel", id }); // the worker holds the stream: it cancels it
+      setTimeout(() => frame.remove(), 5000);
+      throw err;
+    }
+    hold();
     const cleanup = () => {
       release();
       setTimeout(() => frame.remove(), 5000);
@@ -133,7 +166,7 @@ export async function saveStream({ name, size, mime, stream, done }) {
     if (end) break;
     parts.push(value);
   }
-  const url = URL.createObjectURL(new Blob(parts, { type: mime || "application/octet-stream" }));
+  const url = URL.createObjectURL(new Blob(parts, { type: mime }));
   const a = document.createElement("a");
   a.href = url;
   a.download = name;

@@ -2,6 +2,7 @@
 // collects the manifest, and runs downloads (one file, or all as a zip).
 import { makeZip, predictLength } from "client-zip";
 import { saveStream } from "./download.js";
+import { ZipNames, safeFileName, safeMime, visible } from "./names.js";
 import { PeerLink } from "./peer.js";
 import { parse } from "./transfer/protocol.js";
 import { startDownload } from "./transfer/receive.js";
@@ -99,7 +100,12 @@ export class Receiver extends EventTarget {
 
   onTampered(from, kind) {
     this.room.send(from, "refuse", `bad signature on ${kind}`);
-    if (this.connected) return; // already talking to a verified sharer: ignore the forgery, keep going
+    if (this.connected) {
+      // Already talking to a verified sharer: ignore the forgery, keep going, but say so.
+      this.alert = `Ignored a signed ${kind} that did not verify: it was altered on the way (the server or the network is tampering). The direct connection, already verified, continues.`;
+      this.changed();
+      return;
+    }
     this.link?.close();
     this.final = true;
     this.set("tampered", `A signed ${kind} did not verify: it was altered on the way, so the server or the network is tampering with this connection. pea refused it. Nothing was downloaded.`);
@@ -107,6 +113,12 @@ export class Receiver extends EventTarget {
 
   onMessage(from, kind, payload) {
     if (kind === "refuse") {
+      if (this.connected) {
+        // The verified direct link does not depend on signalling: the sharer saw a forgery, not us.
+        this.alert = "The sharer reported a signal that did not verify (the server or the network is tampering). The direct connection, already verified, is unaffected.";
+        this.changed();
+        return;
+      }
       if (from === this.sharer || !this.connected) {
         this.link?.close();
         this.final = true;
@@ -167,7 +179,7 @@ export class Receiver extends EventTarget {
   }
 
   run(t, file) {
-    t.name = file.name;
+    t.name = visible(file.name).text; // for messages: a name never reorders the sentence around it
     this.active.add(t);
     const forget = () => this.active.delete(t);
     t.done.then(forget, forget);
@@ -191,6 +203,7 @@ export class Receiver extends EventTarget {
   }
 
   finish(d, err) {
+    if (d.error) return; // the first error is the cause; what follows (a cancel) is its consequence
     d.done = !err;
     d.error = err ? err.message : null;
     if (err && err.code === "mismatch") this.alert = err.message;
@@ -202,11 +215,14 @@ export class Receiver extends EventTarget {
     const running = this.downloads.get(id);
     if (!file || !this.connected || (running && !running.done && !running.error)) return;
     const d = this.track(id, file.size);
+    let t = null;
     try {
-      const t = this.run(await startDownload(this.link.pc, file, { onProgress: (b) => this.progress(d, b) }), file);
+      t = this.run(await startDownload(this.link.pc, file, { onProgress: (b) => this.progress(d, b) }), file);
       t.done.then(() => this.finish(d), (err) => this.finish(d, err));
-      await saveStream({ name: safeName(file.name), size: file.size, mime: file.type, stream: t.stream, done: t.done });
+      await saveStream({ name: safeFileName(file.name), size: file.size, mime: safeMime(file.type), stream: t.stream, done: t.done });
     } catch (err) {
+      // The browser never took the download: stop the transfer too, and say so.
+      t?.cancel(err.message);
       this.finish(d, err);
     }
   }
@@ -214,7 +230,9 @@ export class Receiver extends EventTarget {
   async downloadAll() {
     const running = this.downloads.get("*");
     if (!this.connected || !this.files.size || (running && !running.done && !running.error)) return;
-    const files = [...this.files.values()];
+    // Entry names the sharer cannot use to write outside the folder the zip is extracted to.
+    const names = new ZipNames();
+    const files = [...this.files.values()].map((f) => ({ ...f, entry: names.take(f.path) }));
     const total = files.reduce((a, f) => a + f.size, 0);
     const d = this.track("*", total);
     const pc = this.link.pc;
@@ -222,14 +240,14 @@ export class Receiver extends EventTarget {
     async function* entries(self) {
       for (const f of files) {
         const t = self.run(await startDownload(pc, f, { onProgress: (b) => self.progress(d, before + b) }), f);
-        yield { name: f.path, lastModified: new Date(f.mtime), size: f.size, input: t.stream };
+        yield { name: f.entry, lastModified: new Date(f.mtime), size: f.size, input: t.stream };
         await t.done;
         before += f.size;
       }
     }
     let length;
     try {
-      length = Number(predictLength(files.map((f) => ({ name: f.path, size: f.size }))));
+      length = Number(predictLength(files.map((f) => ({ name: f.entry, size: f.size }))));
     } catch {
       length = undefined;
     }
@@ -242,11 +260,6 @@ export class Receiver extends EventTarget {
       this.finish(d, err);
     }
   }
-}
-
-function safeName(name) {
-  const n = name.replace(/[\\/\x00-\x1f\x7f]/g, "_").trim();
-  return n && n !== "." && n !== ".." ? n : "download";
 }
 
 /** Pass a stream through unchanged, with a promise for its end or its error (no tee: tee buffers without bound). */

@@ -96,6 +96,12 @@ export class Sharer extends EventTarget {
     const r = this.receivers.get(from);
     if (!r) return;
     if (kind === "refuse") {
+      if (r.state === "connected") {
+        // Its DTLS link to us is up and verified: a forgery it saw later changes nothing here.
+        this.alert = `${r.label} reported a signal that did not verify (the server or the network is tampering). Its direct connection, already verified, is unaffected.`;
+        this.changed();
+        return;
+      }
       r.state = "tampered";
       r.detail = "refused our offer: what it received from us had been altered on the way.";
       this.alert = "A receiver refused the connection because our signed offer was altered on the way: the server or the network is tampering with the connection. Nothing was sent to it.";
@@ -112,6 +118,14 @@ export class Sharer extends EventTarget {
 
   onTampered(from, kind) {
     const r = this.receivers.get(from);
+    if (r?.state === "connected") {
+      // Like the receiver: a link whose DTLS fingerprints were verified does not need the
+      // server any more, so a forged signal is refused and reported, and the link stays.
+      this.room.send(from, "refuse", `bad signature on ${kind}`);
+      this.alert = `Ignored a signed ${kind} that did not verify: it was altered on the way (the server or the network is tampering). The direct connection with ${r.label}, already verified, continues.`;
+      this.changed();
+      return;
+    }
     if (r) {
       r.state = "tampered";
       r.detail = "its connection details were altered on the way; refused.";

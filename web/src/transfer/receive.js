@@ -3,6 +3,7 @@
 // only for bytes the consumer (the download) has taken, so memory stays
 // bounded by the sender's window whatever the file size.
 import { createSHA256 } from "hash-wasm";
+import { visible } from "../names.js";
 import { ACK_EVERY, GET_LABEL, TransferError, parse } from "./protocol.js";
 
 const COALESCE = 2 << 20;
@@ -12,6 +13,8 @@ export async function startDownload(pc, file, { onProgress } = {}) {
   const hasher = await createSHA256();
   hasher.init();
   const ch = pc.createDataChannel(GET_LABEL, { ordered: true });
+  // The sharer's name, as put into sentences: hidden and direction-changing characters shown, not obeyed.
+  const name = visible(file.name).text;
   ch.binaryType = "arraybuffer";
   const queue = [];
   let received = 0;
@@ -47,7 +50,7 @@ export async function startDownload(pc, file, { onProgress } = {}) {
 
   ch.onopen = () => send({ t: "get", file: file.id });
   ch.onclose = () => {
-    if (!verified) fail("vanished", `The sharer vanished in the middle of “${file.name}” (closed the page or lost the network).`);
+    if (!verified) fail("vanished", `The sharer vanished in the middle of “${name}” (closed the page or lost the network).`);
   };
   ch.onmessage = (ev) => {
     if (error) return;
@@ -55,7 +58,7 @@ export async function startDownload(pc, file, { onProgress } = {}) {
       const u = new Uint8Array(ev.data);
       received += u.byteLength;
       if (received > file.size) {
-        fail("size", `“${file.name}” came with more bytes than announced; discarded.`);
+        fail("size", `“${name}” came with more bytes than announced; discarded.`);
         return;
       }
       hasher.update(u);
@@ -71,17 +74,19 @@ export async function startDownload(pc, file, { onProgress } = {}) {
       const sha256 = hasher.digest("hex");
       if (received !== file.size || m.size !== file.size) {
         send({ t: "bad", sha256 });
-        fail("size", `“${file.name}” arrived with ${received} bytes instead of ${file.size}.`);
+        fail("size", `“${name}” arrived with ${received} bytes instead of ${file.size}.`);
       } else if (typeof m.sha256 !== "string" || m.sha256.toLowerCase() !== sha256) {
         send({ t: "bad", sha256 });
-        fail("mismatch", `SHA-256 mismatch for “${file.name}”: the bytes received are not the bytes sent. The download was stopped.`);
+        fail("mismatch", `SHA-256 mismatch for “${name}”: the bytes received are not the bytes sent. The download was stopped.`);
       } else {
         verified = true;
         settle.sha256 = sha256;
         wake();
       }
     } else if (m.t === "error") {
-      fail(m.code || "sender-error", m.message || "The sharer could not send this file.");
+      // The sharer's own words, shown as text: bounded, and with nothing hidden in them.
+      const said = typeof m.message === "string" && m.message ? visible(m.message.slice(0, 300)).text : "The sharer could not send this file.";
+      fail(typeof m.code === "string" ? m.code.slice(0, 40) : "sender-error", said);
     }
   };
 
@@ -132,7 +137,7 @@ export async function startDownload(pc, file, { onProgress } = {}) {
       },
       cancel() {
         send({ t: "cancel" });
-        fail("cancelled", `The download of “${file.name}” was cancelled.`);
+        fail("cancelled", `The download of “${name}” was cancelled.`);
       },
     },
     { highWaterMark: 1 },
@@ -140,7 +145,7 @@ export async function startDownload(pc, file, { onProgress } = {}) {
   return {
     stream,
     done,
-    cancel: () => fail("cancelled", `The download of “${file.name}” was cancelled.`),
-    abort: (code, message) => fail(code, message ?? `The sharer vanished in the middle of “${file.name}”.`),
+    cancel: () => fail("cancelled", `The download of “${name}” was cancelled.`),
+    abort: (code, message) => fail(code, message ?? `The sharer vanished in the middle of “${name}”.`),
   };
 }

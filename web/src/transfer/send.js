@@ -12,6 +12,7 @@ export class Upload extends EventTarget {
     this.lookup = lookup;
     this.chunk = chunk;
     this.acked = 0;
+    this.sent = 0;
     this.closed = false;
     this.reply = null;
     this.request = null;
@@ -29,7 +30,8 @@ export class Upload extends EventTarget {
       const m = parse(ev.data);
       if (!m) return;
       if (m.t === "get" && !this.request) this.request = m;
-      else if (m.t === "ack" && Number.isFinite(m.bytes)) this.acked = Math.max(this.acked, m.bytes);
+      // An ack beyond what was sent would only open the window wider than the protocol allows.
+      else if (m.t === "ack" && Number.isFinite(m.bytes)) this.acked = Math.min(this.sent, Math.max(this.acked, m.bytes));
       else if (m.t === "ok" || m.t === "bad" || m.t === "cancel") this.reply = m;
       this.wake();
     };
@@ -101,13 +103,16 @@ export class Upload extends EventTarget {
       next = end < size ? read(end) : null; // read ahead while this block goes out
       hasher?.update(buf);
       for (let p = 0; p < buf.byteLength; p += this.chunk) {
-        while (ch.bufferedAmount > HIGH_WATER || offset + p - this.acked > WINDOW) {
+        const piece = buf.subarray(p, Math.min(p + this.chunk, buf.byteLength));
+        // Both limits count the chunk about to go: they are ceilings, never overshot.
+        while (ch.bufferedAmount + piece.byteLength > HIGH_WATER || this.sent + piece.byteLength - this.acked > WINDOW) {
           if (this.closed) throw new TransferError("gone", "the receiver left during the transfer");
           await this.wait();
         }
         if (this.closed) throw new TransferError("gone", "the receiver left during the transfer");
-        ch.send(buf.subarray(p, Math.min(p + this.chunk, buf.byteLength)));
-        this.emit("progress", { sent: offset + p, acked: this.acked });
+        ch.send(piece);
+        this.sent += piece.byteLength;
+        this.emit("progress", { sent: this.sent, acked: this.acked });
       }
       offset = end;
     }

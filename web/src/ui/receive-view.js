@@ -2,6 +2,7 @@
 // download buttons with progress, and every failure explained.
 import { CONNECT_TIMEOUT_MS } from "../peer.js";
 import { MEMORY_WARN_BYTES } from "../download.js";
+import { visible } from "../names.js";
 import { formatBytes } from "../util.js";
 import { banner, h, setText, syncList } from "./dom.js";
 
@@ -91,21 +92,28 @@ export function receiveView({ receiver, mode }) {
         h(
           "li",
           { class: "file", "data-testid": "file" },
-          h("span", { class: "name" }),
-          h("span", { class: "path" }),
+          // dir="auto" isolates each name: right-to-left text in one cannot reorder the row around it.
+          h("span", { class: "name", dir: "auto" }),
+          h("span", { class: "path", dir: "auto" }),
           h("span", { class: "meta" }),
           h("button", { type: "button", class: "button", "data-testid": "download", onclick: () => receiver.download(f.id) }, "Download"),
+          h("span", { class: "hidden-chars", "data-testid": "hidden-chars", role: "note", hidden: true }, "⚠ This name contains invisible or direction-changing characters, shown as ⟨U+…⟩: the file may not be what its name seems."),
           h("progress", { max: 1, value: 0, hidden: true }),
           h("span", { class: "detail" }),
         ),
       (row, f) => {
         row.dataset.name = f.name;
         row.dataset.size = String(f.size);
-        setText(row.querySelector(".name"), f.name);
-        setText(row.querySelector(".path"), f.path !== f.name ? f.path : "");
+        // The sharer's names are shown with every hidden character spelled out, never obeyed.
+        const name = visible(f.name);
+        const path = visible(f.path);
+        setText(row.querySelector(".name"), name.text);
+        setText(row.querySelector(".path"), f.path !== f.name ? path.text : "");
+        row.querySelector(".hidden-chars").hidden = !(name.hidden || path.hidden);
+        row.classList.toggle("suspicious", name.hidden || path.hidden);
         setText(row.querySelector(".meta"), formatBytes(f.size));
         const btn = row.querySelector("button");
-        btn.setAttribute("aria-label", `Download ${f.name}`);
+        btn.setAttribute("aria-label", `Download ${name.text}`);
         const d = receiver.downloads.get(f.id);
         const busy = d && !d.done && !d.error;
         // Busy is aria-disabled, not disabled: disabling the focused button would drop keyboard focus.
@@ -128,7 +136,8 @@ export function receiveView({ receiver, mode }) {
       notes,
       receiver.notes,
       (n) => n.id,
-      () => h("li", { class: "note" }, h("pre", { class: "note-text" })),
+      // A note stays exactly as written, isolated so its direction cannot spill into the page.
+      () => h("li", { class: "note" }, h("pre", { class: "note-text", dir: "auto" })),
       (row, n) => setText(row.querySelector(".note-text"), n.text),
     );
   }

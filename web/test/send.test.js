@@ -1,0 +1,108 @@
+// The sharer's flow control against a receiver that is not the web client:
+// a fake RTCDataChannel stands for any peer built from docs/transfer-protocol.md.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { test } from "node:test";
+import { HIGH_WATER, WINDOW } from "../src/transfer/protocol.js";
+import { Upload } from "../src/transfer/send.js";
+
+const MiB = 1 << 20;
+const CHUNK = 256 << 10;
+
+/** A channel that is open; `drains` says whether its buffer empties as soon as bytes are queued. */
+class FakeChannel {
+  constructor({ drains }) {
+    this.drains = drains;
+    this.readyState = "open";
+    this.bufferedAmount = 0;
+    this.maxBuffered = 0;
+    this.received = 0; // bytes that reached the peer
+    this.texts = [];
+    this.hash = createHash("sha256");
+  }
+  addEventListener() {}
+  send(data) {
+    if (typeof data === "string") {
+      this.texts.push(JSON.parse(data));
+      return;
+    }
+    this.bufferedAmount += data.byteLength;
+    this.maxBuffered = Math.max(this.maxBuffered, this.bufferedAmount);
+    this.hash.update(data);
+    if (this.drains) this.drain();
+  }
+  drain() {
+    this.received += this.bufferedAmount;
+    this.bufferedAmount = 0;
+  }
+  /** What the receiver says. */
+  say(obj) {
+    this.onmessage({ data: JSON.stringify(obj) });
+  }
+}
+
+function file(size) {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i += 4096) bytes[i] = (i / 4096) & 0xff;
+  return { rec: { id: "1", name: "f.bin", path: "f.bin", size, type: "", file: new Blob([bytes]) }, bytes };
+}
+
+/** Resolves once nothing more has been sent for `quietMs` (the sender is waiting), within `maxMs`. */
+async function settled(ch, quietMs = 400, maxMs = 20000) {
+  const start = Date.now();
+  let last = -1;
+  let since = Date.now();
+  while (Date.now() - start < maxMs) {
+    const now = ch.received + ch.bufferedAmount;
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    } else if (Date.now() - since >= quietMs) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error("the sender never paused");
+}
+
+test("a receiver that acknowledges nothing never gets more than the 16 MiB window", async () => {
+  const ch = new FakeChannel({ drains: true });
+  const { rec } = file(2 * WINDOW + 8 * MiB);
+  const up = new Upload(ch, (id) => (id === "1" ? rec : null), CHUNK);
+  const run = up.run();
+  run.catch(() => {});
+  ch.say({ t: "get", file: "1" });
+  await settled(ch);
+  assert.ok(ch.received <= WINDOW, `${ch.received - WINDOW} bytes beyond the window arrived`);
+  assert.ok(ch.received > WINDOW - CHUNK, `the sender stopped early, at ${ch.received}`);
+  // An acknowledgement of more than was sent does not open the window further.
+  ch.say({ t: "ack", bytes: 1e15 });
+  await settled(ch);
+  assert.ok(ch.received <= 2 * WINDOW, `${ch.received} bytes arrived after one inflated ack`);
+  ch.onclose();
+  await assert.rejects(run, { code: "gone" });
+});
+
+test("the channel's send buffer never holds more than 4 MiB, and the file arrives whole", async () => {
+  const ch = new FakeChannel({ drains: false });
+  const { rec, bytes } = file(12 * MiB + 12345);
+  const up = new Upload(ch, () => rec, CHUNK);
+  const run = up.run();
+  ch.say({ t: "get", file: "1" });
+  const deadline = Date.now() + 30000;
+  while (!ch.texts.some((m) => m.t === "end")) {
+    assert.ok(Date.now() < deadline, "the file never finished");
+    await settled(ch, 100);
+    assert.ok(ch.maxBuffered <= HIGH_WATER, `the buffer reached ${ch.maxBuffered} bytes`);
+    // The network takes everything, the receiver writes it out and says so.
+    ch.drain();
+    ch.say({ t: "ack", bytes: ch.received });
+    ch.onbufferedamountlow();
+  }
+  const end = ch.texts.find((m) => m.t === "end");
+  const want = createHash("sha256").update(bytes).digest("hex");
+  assert.equal(ch.received, bytes.length);
+  assert.equal(end.size, bytes.length);
+  assert.equal(end.sha256, want);
+  assert.equal(ch.hash.digest("hex"), want);
+  ch.say({ t: "ok", sha256: want });
+  assert.deepEqual(await run, { size: bytes.length, sha256: want });
+});

@@ -183,3 +183,32 @@ def test_forged_signal_does_not_end_a_verified_connection(
         expect(row(receiver, big_file.name)).to_contain_text("verified", timeout=10000)
         expect(receiver.locator("[data-testid=status]")).to_have_text("Connected to the sharer.")
         expect(sharer.locator(".receivers [data-state=connected]")).to_have_count(1)
+
+
+# The browser never makes the request the download worker would answer (as when a
+# download is blocked): the hidden frame that should start it goes nowhere.
+BLOCK_DOWNLOAD_FRAME = """
+const src = Object.getOwnPropertyDescriptor(HTMLIFrameElement.prototype, "src");
+Object.defineProperty(HTMLIFrameElement.prototype, "src", {
+  set(v) { if (!String(v).includes("/_pea/download/")) src.set.call(this, v); },
+  get() { return src.get.call(this); },
+});
+"""
+
+
+def test_a_download_that_never_starts_is_an_error(
+    pages: Pages, cluster: tuple[PeaNode, PeaNode], hostile_files: dict[str, Path]
+) -> None:
+    node_a, node_b = cluster
+    sharer = pages.new()
+    link = share(sharer, node_a.url, [hostile_files["h01.txt"]])
+    receiver = pages.new()
+    receiver.context.add_init_script(BLOCK_DOWNLOAD_FRAME)
+    open_link(receiver, node_b.url + "/" + fragment(link), expect_files=1)
+    row(receiver, "h01.txt").locator("[data-testid=download]").click()
+    expect(row(receiver, "h01.txt")).to_contain_text(
+        "Failed: the browser did not start the download", timeout=TIMEOUT_MS
+    )
+    expect(row(receiver, "h01.txt")).not_to_contain_text("Saved")
+    # The transfer behind it was stopped too, and the link is still good for the next try.
+    expect(receiver.locator("[data-testid=status]")).to_have_text("Connected to the sharer.")

@@ -218,11 +218,12 @@ export class Receiver extends EventTarget {
     let t = null;
     try {
       t = this.run(await startDownload(this.link.pc, file, { onProgress: (b) => this.progress(d, b) }), file);
-      t.done.then(() => this.finish(d), (err) => this.finish(d, err));
-      await saveStream({ name: safeFileName(file.name), size: file.size, mime: safeMime(file.type), stream: t.stream, done: t.done });
+      // "Saved" needs both: every byte verified, and the browser having taken the download.
+      const saving = saveStream({ name: safeFileName(file.name), size: file.size, mime: safeMime(file.type), stream: t.stream, done: t.done });
+      await Promise.all([saving, t.done]);
+      this.finish(d);
     } catch (err) {
-      // The browser never took the download: stop the transfer too, and say so.
-      t?.cancel(err.message);
+      t?.cancel(); // the browser never took the download: stop the transfer too
       this.finish(d, err);
     }
   }
@@ -253,9 +254,9 @@ export class Receiver extends EventTarget {
     }
     // An error anywhere (a file that fails its SHA-256, a vanished sharer) errors the zip stream.
     const { stream, done } = watched(makeZip(entries(this)));
-    done.then(() => this.finish(d), (err) => this.finish(d, err));
     try {
-      await saveStream({ name: "pea-files.zip", size: length, mime: "application/zip", stream, done });
+      await Promise.all([saveStream({ name: "pea-files.zip", size: length, mime: "application/zip", stream, done }), done]);
+      this.finish(d);
     } catch (err) {
       this.finish(d, err);
     }

@@ -2,7 +2,7 @@
 // into a normal browser download, so a file of any size goes to disk instead
 // of memory. It answers only URLs under /_pea/download/; everything else
 // goes to the network untouched.
-import { safeFileName, safeMime } from "./names.js";
+import { downloadHeaders } from "./names.js";
 
 const PREFIX = "/_pea/download/";
 const pending = new Map();
@@ -59,13 +59,6 @@ function forget(id, why) {
   d.stream.cancel(why).catch(() => {});
 }
 
-/** RFC 6266 with an RFC 5987 `filename*`; the name is already a safe file name, so no CR, LF or quote can end the header. */
-function disposition(name) {
-  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, "_");
-  const utf8 = encodeURIComponent(name).replace(/['()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
-  return `attachment; filename="${ascii}"; filename*=UTF-8''${utf8}`;
-}
-
 self.addEventListener("fetch", (e) => {
   const url = new URL(e.request.url);
   if (url.origin !== self.location.origin || !url.pathname.startsWith(PREFIX)) return;
@@ -79,14 +72,7 @@ self.addEventListener("fetch", (e) => {
   let response;
   try {
     // Made safe again here: this worker trusts no page message about what goes into a header.
-    const headers = {
-      "Content-Type": safeMime(d.mime),
-      "Content-Disposition": disposition(safeFileName(d.name)),
-      "X-Content-Type-Options": "nosniff",
-      "Cache-Control": "no-store",
-    };
-    if (Number.isSafeInteger(d.size) && d.size >= 0) headers["Content-Length"] = String(d.size);
-    response = new Response(d.stream, { headers });
+    response = new Response(d.stream, { headers: downloadHeaders(d) });
   } catch (err) {
     // Say so to the page, which would otherwise believe the download had started.
     d.status?.postMessage({ error: String(err?.message || err) });

@@ -181,3 +181,22 @@ export function safeMime(type) {
   const t = type.toLowerCase();
   return MIME.test(t) ? t : FALLBACK_MIME;
 }
+
+/** RFC 6266 with an RFC 5987 `filename*`; `name` is a safe file name already, so no CR, LF or quote is left to end the header. */
+function disposition(name) {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\%]/g, "_");
+  const utf8 = encodeURIComponent(name).replace(/['()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${utf8}`;
+}
+
+/** The headers of a download response: name and type made safe again, whoever asked. */
+export function downloadHeaders({ name, mime, size }) {
+  const headers = {
+    "Content-Type": safeMime(mime),
+    "Content-Disposition": disposition(safeFileName(name)),
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+  };
+  if (Number.isSafeInteger(size) && size >= 0) headers["Content-Length"] = String(size);
+  return headers;
+}

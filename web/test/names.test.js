@@ -1,7 +1,7 @@
 // Names from a sharer's manifest are hostile: what they become on disk, in a zip and on screen.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { FALLBACK_MIME, MAX_PATH_BYTES, MAX_SEGMENT_BYTES, ZipNames, safeFileName, safeMime, safeZipPath, visible } from "../src/names.js";
+import { FALLBACK_MIME, MAX_PATH_BYTES, MAX_SEGMENT_BYTES, ZipNames, downloadHeaders, safeFileName, safeMime, safeZipPath, visible } from "../src/names.js";
 
 const bytes = (s) => new TextEncoder().encode(s).length;
 
@@ -145,4 +145,20 @@ test("MIME types: a strict type/subtype or application/octet-stream", () => {
     assert.equal(safeMime(ok), ok.toLowerCase());
   for (const bad of ["", "text/plain\r\nX-Evil: 1", "text/plain\nSet-Cookie: a=b", "text/html; charset=utf-8", "text", "/plain", "text/", "a/b/c", "text/plain ", " text/plain", "tëxt/plain", "text/pla\u0000in", "x/" + "y".repeat(300), null, undefined, 42, { toString: () => "text/plain" }])
     assert.equal(safeMime(bad), FALLBACK_MIME, JSON.stringify(bad));
+});
+
+test("download headers cannot be split or injected by a name or a type", () => {
+  for (const name of [...HOSTILE, 'a"; filename="evil.exe', "x\r\nSet-Cookie: a=b", "100%.txt", "it's (1) *.txt"]) {
+    for (const mime of ["text/plain\r\nX-Evil: 1", "text/plain", "text/html; charset=utf-8\nA: b"]) {
+      const h = downloadHeaders({ name, mime, size: 12 });
+      for (const v of Object.values(h)) assert.ok(!/[\u0000-\u001f\u007f]/.test(v), JSON.stringify(v));
+      new Headers(h); // what the service worker's Response does: throws on a bad value
+      const d = h["Content-Disposition"];
+      assert.match(d, /^attachment; filename="[^"\\]*"; filename\*=UTF-8''[A-Za-z0-9!#$&+.^_`|~%-]*$/);
+      assert.equal(decodeURIComponent(d.split("''")[1]), safeFileName(name));
+    }
+  }
+  assert.equal(downloadHeaders({ name: "a", mime: "text/plain\r\nX: y" })["Content-Type"], FALLBACK_MIME);
+  assert.equal(downloadHeaders({ name: "a", mime: "image/png", size: -1 })["Content-Length"], undefined);
+  assert.equal(downloadHeaders({ name: "résumé.txt", mime: "", size: 3 })["Content-Disposition"], `attachment; filename="r_sum_.txt"; filename*=UTF-8''r%C3%A9sum%C3%A9.txt`);
 });

@@ -134,8 +134,17 @@ class PeaNode:
         fd, self.log_path = tempfile.mkstemp(prefix="pea-node-", suffix=".log")
         with os.fdopen(fd, "wb") as log:
             self.proc = subprocess.Popen(
-                [PEA, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--metrics-port", str(self.metrics_port), *self.args],  # fmt: skip
+                [
+                    PEA,
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--metrics-port",
+                    str(self.metrics_port),
+                    *self.args,
+                ],
                 env={**os.environ, **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -7,9 +7,10 @@ Every check a new `/ws` connection meets is here, in the order it meets them:
    handshake completes, so a foreign page learns nothing.
 2. A draining node: `reconnect` and close 1012, the client goes elsewhere.
 3. A full node (`--max-connections`): `unavailable` and close 1013.
-4. One client address over `--max-connections-per-client`: `unavailable` and
-   close 1013 (the client retries with backoff; behind a shared address a place
-   frees up when someone else's tab closes).
+4. One client address (an IPv6 client: its /64) over
+   `--max-connections-per-client`: `unavailable` and close 1013 (the client
+   retries with backoff; behind a shared address a place frees up when someone
+   else's tab closes).
 5. Admitted: counted in the node's set and per address, and given
    `--join-timeout` to join a room, else `not-joined` and close 1008.
 
@@ -20,6 +21,8 @@ The client address is `scope["client"]`, which uvicorn rewrites from
 from __future__ import annotations
 
 import asyncio
+import functools
+import ipaddress
 import logging
 from typing import TYPE_CHECKING
 
@@ -141,4 +144,20 @@ class Admission:
 
 def client_address(ws: WebSocket) -> str:
     client = ws.scope.get("client")
-    return str(client[0]) if client else "unknown"
+    return client_key(str(client[0])) if client else "unknown"
+
+
+@functools.lru_cache(maxsize=4096)
+def client_key(address: str) -> str:
+    """What the per-client limit counts by: an IPv4 address, or an IPv6 /64. One
+    IPv6 subscriber usually holds a whole /64, and would otherwise get a fresh
+    allowance from each of its 2^64 addresses."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an IP (a unix socket, a test client): as it is
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

@@ -9,6 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from pea.admission import client_key
 from pea.http import host_allowed
 from tests.unit.conftest import peers_of
 
@@ -71,3 +72,11 @@ def test_a_socket_that_never_joins_is_closed(make_client: Callable[..., TestClie
         joined.join()
         time.sleep(0.5)
         joined.quiet()  # past the deadline, a joined peer stays
+
+
+def test_ipv6_clients_are_counted_by_their_64() -> None:
+    # One subscriber's /64 holds 2^64 addresses: each must not bring a new allowance.
+    assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:bbbb::2")
+    assert client_key("2001:db8:1:2::1") != client_key("2001:db8:1:3::1")
+    assert client_key("::ffff:192.0.2.7") == client_key("192.0.2.7") == "192.0.2.7"
+    assert client_key("testclient") == "testclient"

@@ -296,6 +296,8 @@ def test_external_redis_without_password() -> None:
         (["--set", "redis.url=redis://:hunter2@redis:6379/0"], "redis/url"),
         (["--set", "config.maxPeersPerRoom=1"], "maxPeersPerRoom"),
         (["--set", "config.logLevel=loud"], "logLevel"),
+        (["--set", "metrics.port=8080"], "metrics/port"),
+        (["--set", "config.trustedProxies=nginx"], "trustedProxies"),
         (["--set", "secrets.existingSecret=x"], "secrets"),
         (["--set", "autoscaling.enabled=true", "--set", "autoscaling.minReplicas=9",
           "--set", "autoscaling.maxReplicas=3"], "minReplicas"),

@@ -302,7 +302,8 @@ def test_external_redis_without_password() -> None:
         (["--set", "autoscaling.enabled=true", "--set", "autoscaling.minReplicas=9",
           "--set", "autoscaling.maxReplicas=3"], "minReplicas"),
     ],
-    ids=["grace", "drain", "inline-password", "peers", "log-level", "typo", "hpa"],
+    ids=["grace", "drain", "inline-password", "peers", "log-level", "metrics-on-http",
+         "proxy-name", "typo", "hpa"],
 )  # fmt: skip
 def test_bad_values_are_refused(args: list[str], message: str) -> None:
     out = helm_template(*args, check=False)

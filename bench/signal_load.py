@@ -502,6 +502,9 @@ def nodes(count: int, redis_url: str | None, ws: str, max_conns: int) -> Iterato
         "PEA_RATE_BURST": "100000",
         "PEA_SEND_QUEUE": "4096",
         "PEA_DRAIN_TIMEOUT": "2",
+        # Every simulated peer comes from 127.0.0.1, and no metrics are scraped.
+        "PEA_MAX_CONNECTIONS_PER_CLIENT": "0",
+        "PEA_METRICS_PORT": "0",
     }
     if redis_url:
         env["PEA_REDIS_URL"] = redis_url

@@ -184,10 +184,16 @@ class Proc:
 @dataclass
 class Node(Proc):
     port: int = 0
+    metrics_port: int = 0
 
     @property
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Prometheus metrics: their own port, never behind nginx."""
+        return f"http://{LOOPBACK}:{self.metrics_port}/metrics"
 
     def ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
@@ -307,19 +313,24 @@ def cluster(
             "PEA_DRAIN_TIMEOUT": str(drain_timeout),
             "PEA_RESUME_GRACE": str(resume_grace),
             "PEA_LOG_LEVEL": log_level,
+            # nginx reaches the nodes from loopback: its X-Forwarded-For names the client.
+            "PEA_TRUSTED_PROXIES": LOOPBACK,
             **(extra_env or {}),
         }
         node_ports = [free_port() for _ in range(nodes)]
+        metrics_ports = [free_port() for _ in range(nodes)]
         pea_nodes = [
             Node(
                 f"pea{i + 1}",
-                [_pea_exe(), "serve", "--host", LOOPBACK, "--port", str(p)],
+                [_pea_exe(), "serve", "--host", LOOPBACK, "--port", str(p),
+                 "--metrics-port", str(m)],
                 node_env,
                 log(f"pea{i + 1}"),
                 port=p,
+                metrics_port=m,
             )
-            for i, p in enumerate(node_ports)
-        ]
+            for i, (p, m) in enumerate(zip(node_ports, metrics_ports, strict=True))
+        ]  # fmt: skip
         listen = port or free_port()
         conf = workdir / "nginx.conf"
         conf.write_text(nginx_config(NGINX_CONF.read_text(), listen, node_ports, workdir))
@@ -397,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
             log_level=args.log_level,
         ) as c:
             nodes = "\n".join(
-                f"    {n.name}: {n.url} (pid {n.proc.pid if n.proc else '?'})" for n in c.nodes
+                f"    {n.name}: {n.url}, metrics {n.metrics_url} "
+                f"(pid {n.proc.pid if n.proc else '?'})"
+                for n in c.nodes
             )
             print(
                 f"\npea cluster ready: open {c.url}/\n"

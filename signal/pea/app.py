@@ -1,4 +1,6 @@
-"""create_app(settings) -> Starlette; the lifespan starts and stops the node."""
+"""create_app(settings) -> Starlette; the lifespan starts and stops the node.
+
+`create_metrics_app(node)` is the separate `/metrics` app, served on its own port."""
 
 from __future__ import annotations
 
@@ -15,11 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from pea import http
+from pea.admission import Admission
 from pea.bus import Bus, make_bus
 from pea.config import Settings
-from pea.connection import Connection
 from pea.node import Node
-from pea.protocol import Close, error_frame, reconnect_frame
 
 log = logging.getLogger("pea")
 
@@ -46,32 +47,8 @@ class SecurityHeaders:
 
 
 async def websocket_endpoint(ws: WebSocket) -> None:
-    node: Node = ws.app.state.node
-    settings = node.settings
-    if not http.origin_allowed(
-        ws.headers.get("origin"),
-        ws.headers.get("host"),
-        settings.allowed_origins,
-        settings.public_url,
-    ):
-        log.info("refused a WebSocket from origin %s", ws.headers.get("origin"))
-        await ws.close(Close.POLICY)  # before accept: the handshake gets HTTP 403
-        return
-    await ws.accept()
-    if node.draining:
-        await ws.send_text(reconnect_frame(0))
-        await ws.close(Close.SERVICE_RESTART)
-        return
-    if not node.accepting():
-        await ws.send_text(
-            error_frame("unavailable", "This server is at capacity; try again shortly.")
-        )
-        await ws.close(Close.TRY_AGAIN)
-        return
-    conn = Connection(ws, settings, node.metrics)
-    node.connections.add(conn)
-    node.metrics.connections.set(len(node.connections))
-    await conn.run(node)
+    admission: Admission = ws.app.state.admission
+    await admission.serve(ws)
 
 
 class PeaApp(Starlette):
@@ -118,8 +95,6 @@ def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
     routes: list[Route | WebSocketRoute | Mount] = [
         Route("/healthz", http.healthz),
         Route("/readyz", http.readyz),
-        Route("/metrics", http.metrics),
-        Route("/api/qr", http.qr, methods=["POST"]),
         WebSocketRoute("/ws", websocket_endpoint),
     ]
     static = http.web_dir(settings.web_dir)
@@ -128,5 +103,13 @@ def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
     else:
         routes.append(Route("/", http.not_built))
     app = PeaApp(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
+    app.state.node = node
+    app.state.admission = Admission(node)
+    return app
+
+
+def create_metrics_app(node: Node) -> Starlette:
+    """Only `/metrics`: operators scrape it on a port the public never reaches."""
+    app = Starlette(routes=[Route("/metrics", http.metrics)])
     app.state.node = node
     return app

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import sys
+from collections.abc import Iterator
 from types import FrameType
 
 import uvicorn
 
-from pea.app import create_app
+from pea.app import create_app, create_metrics_app
 from pea.config import FIELDS, ConfigError, Settings, load_settings
+from pea.http_limits import limited_protocol
 from pea.logs import setup_logging
 from pea.node import Node
 
@@ -24,15 +27,24 @@ class DrainingServer(uvicorn.Server):
     readiness goes false, peers are told to reconnect elsewhere in batches, and
     only then does uvicorn shut down. A second signal stops at once."""
 
-    def __init__(self, config: uvicorn.Config, node: Node) -> None:
+    def __init__(
+        self, config: uvicorn.Config, node: Node, metrics: uvicorn.Config | None = None
+    ) -> None:
         super().__init__(config)
         self.node = node
+        self.metrics = SideServer(metrics) if metrics is not None else None
         self._drain_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         self._loop = asyncio.get_running_loop()
-        await super().serve(sockets)  # type: ignore[arg-type]
+        side = asyncio.create_task(self.metrics.serve()) if self.metrics else None
+        try:
+            await super().serve(sockets)  # type: ignore[arg-type]
+        finally:
+            if self.metrics is not None and side is not None:
+                self.metrics.should_exit = True
+                await side
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._drain_task is not None or self._loop is None or not self.started:
@@ -50,6 +62,15 @@ class DrainingServer(uvicorn.Server):
             await self.node.drain()
         finally:
             self.should_exit = True
+
+
+class SideServer(uvicorn.Server):
+    """The /metrics server, in the same event loop as the public one. The public
+    server owns the process's signals (draining) and stops this one after itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +118,13 @@ def uvicorn_config(app: object, settings: Settings) -> uvicorn.Config:
         app,  # type: ignore[arg-type]
         host=settings.host,
         port=settings.port,
+        # httptools plus a header deadline and size cap (pea.http_limits).
+        http=limited_protocol(settings.header_timeout, settings.max_header_bytes),
+        # X-Forwarded-For/-Proto count only from a TCP peer in --trusted-proxies;
+        # uvicorn then rewrites scope["client"] for HTTP and WebSocket alike.
+        # (uvicorn's own default trusts 127.0.0.1, which is not ours to assume.)
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
         ws="websockets-sansio",
         # Frames a little over the limit get a `too-large` error from pea;
         # uvicorn only cuts off the absurd ones (close 1009).
@@ -112,6 +140,21 @@ def uvicorn_config(app: object, settings: Settings) -> uvicorn.Config:
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
         backlog=4096,
+        server_header=False,
+    )
+
+
+def metrics_config(app: object, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=settings.host,
+        port=settings.metrics_port,
+        http=limited_protocol(settings.header_timeout, settings.max_header_bytes),
+        proxy_headers=False,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=1,
         server_header=False,
     )
 
@@ -139,10 +182,14 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     setup_logging(settings.log_level, settings.log_json)
     app = create_app(settings)
-    server = DrainingServer(uvicorn_config(app, settings), app.state.node)
+    node: Node = app.state.node
+    metrics = metrics_config(create_metrics_app(node), settings) if settings.metrics_port else None
+    server = DrainingServer(uvicorn_config(app, settings), node, metrics)
     tune_gc()
     scheme = "https" if settings.tls_cert else "http"
     log.info("pea listening on %s://%s:%d", scheme, settings.host, settings.port)
+    if settings.metrics_port:
+        log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
     server.run()
 
 

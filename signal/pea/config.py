@@ -7,6 +7,7 @@ flag and the variable so an operator can find the culprit in either place.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -109,6 +110,18 @@ def _origins(raw: str) -> tuple[str, ...]:
             raise ValueError(
                 f"each origin must look like https://host[:port] or be *, got {origin!r}"
             )
+    return items
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    items = tuple(n.strip() for n in raw.split(",") if n.strip())
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"each entry must be an IP address or a CIDR such as 10.0.0.0/8, got {item!r}"
+            ) from None
     return items
 
 
@@ -262,7 +275,51 @@ FIELDS: tuple[Field, ...] = (
         "SECONDS",
     ),
     Field("drain_batch", 200, "Peers told to reconnect per drain step.", _int(1, 1000000), "N"),
-    Field("max_qr_bytes", 2048, "Longest link POST /api/qr renders.", _int(64, 4096), "BYTES"),
+    Field(
+        "max_connections_per_client",
+        50,
+        "WebSocket connections one client address may hold on a node; 0: no limit. "
+        "Raise it when many users share one address (NAT, CGNAT, an office).",
+        _int(0, 10_000_000),
+        "N",
+    ),
+    Field(
+        "join_timeout",
+        10.0,
+        "Seconds a new WebSocket may take to join a room before it is closed.",
+        _float(0.1, 3600),
+        "SECONDS",
+    ),
+    Field(
+        "header_timeout",
+        10.0,
+        "Seconds a client may take to send a request's headers before it is disconnected.",
+        _float(0.1, 3600),
+        "SECONDS",
+    ),
+    Field(
+        "max_header_bytes",
+        16384,
+        "Largest request line plus headers accepted; larger requests get 431.",
+        _int(1024, 1 << 20),
+        "BYTES",
+    ),
+    Field(
+        "trusted_proxies",
+        (),
+        "Comma-separated IPs or CIDRs of the reverse proxies whose X-Forwarded-For "
+        "names the client. Unset: trust none, the client is the TCP peer.",
+        _networks,
+        "CIDRS",
+    ),
+    Field(
+        "metrics_port",
+        9090,
+        "Port of the Prometheus /metrics endpoint (same address as --host); 0: off. "
+        "Never the public port.",
+        _int(0, 65535),
+        "PORT",
+    ),
     Field(
         "web_dir",
         None,
@@ -300,12 +357,22 @@ class Settings:
     heartbeat_interval: float = 2.0
     drain_timeout: float = 10.0
     drain_batch: int = 200
-    max_qr_bytes: int = 2048
+    max_connections_per_client: int = 50
+    join_timeout: float = 10.0
+    header_timeout: float = 10.0
+    max_header_bytes: int = 16384
+    trusted_proxies: tuple[str, ...] = ()
+    metrics_port: int = 9090
     web_dir: str | None = None
     log_level: str = "info"
     log_json: bool = False
 
     def __post_init__(self) -> None:
+        if self.metrics_port and self.metrics_port == self.port:
+            raise ConfigError(
+                "--metrics-port / PEA_METRICS_PORT must differ from --port / PEA_PORT: "
+                "metrics are not served on the public port"
+            )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError(
                 "--tls-cert / PEA_TLS_CERT and --tls-key / PEA_TLS_KEY go together: set both"

@@ -1,15 +1,12 @@
-"""HTTP side of a node: health, readiness, metrics, QR codes, the web client."""
+"""HTTP side of a node: health, readiness, metrics, the web client, Origin and Host checks."""
 
 from __future__ import annotations
 
-import io
-import json
+import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import qrcode
-import qrcode.image.svg
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -65,49 +62,6 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _problem(status: int, message: str) -> Response:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def qr(request: Request) -> Response:
-    """Render the posted link as an SVG QR code. The link comes in the body so it
-    never lands in a URL or an access log, and it is not logged here either."""
-    limit = _node(request).settings.max_qr_bytes
-    body = await request.body()
-    if len(body) > limit + 64:
-        return _problem(413, f"The link is longer than {limit} bytes.")
-    try:
-        text = body.decode()
-    except UnicodeDecodeError:
-        return _problem(400, "The body must be UTF-8 text.")
-    if request.headers.get("content-type", "").startswith("application/json"):
-        try:
-            link = json.loads(text).get("link")
-        except (ValueError, AttributeError):
-            return _problem(400, 'Send the link as text or as JSON {"link": "..."}.')
-    else:
-        link = text.strip()
-    if not isinstance(link, str) or not link:
-        return _problem(400, "Send the link to encode in the request body.")
-    if len(link.encode()) > limit:
-        return _problem(413, f"The link is longer than {limit} bytes.")
-    if urlsplit(link).scheme not in ("http", "https"):
-        return _problem(400, "Only http and https links are rendered.")
-    image = qrcode.make(
-        link,
-        image_factory=qrcode.image.svg.SvgPathImage,
-        error_correction=qrcode.constants.ERROR_CORRECT_M,
-        border=2,
-    )
-    out = io.BytesIO()
-    image.save(out)
-    return Response(
-        out.getvalue(),
-        media_type="image/svg+xml",
-        headers={"cache-control": "no-store"},
-    )
-
-
 async def not_built(request: Request) -> Response:
     return HTMLResponse(NOT_BUILT_PAGE)
 
@@ -118,6 +72,44 @@ def web_dir(configured: str | None) -> Path | None:
     if (PACKAGED_WEB_DIR / "index.html").is_file():
         return PACKAGED_WEB_DIR
     return None
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+
+
+def host_name(value: str) -> str:
+    """The host of a `Host` header (`name[:port]` or `[v6][:port]`), lowercased."""
+    value = value.strip().lower()
+    try:
+        return urlsplit("//" + value).hostname or ""
+    except ValueError:
+        return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_allowed(host: str | None, public_url: str, own: tuple[str, ...]) -> bool:
+    """With a public URL, a WebSocket handshake must name this node in `Host`: the
+    public URL's host, an address the node was reached on (`own`: the socket's
+    local address, the bind address), or loopback. A DNS-rebinding page can only
+    name its own host: the browser believes it talks to the attacker's site.
+    Ports are not compared: proxies and port mappings change them, and the
+    attack is in the name."""
+    if not host:
+        return False
+    name = host_name(host)
+    if not name:
+        return False
+    if _is_loopback(name) or name == (urlsplit(public_url).hostname or ""):
+        return True
+    return any(name == addr.lower().strip("[]") for addr in own)
 
 
 def origin_allowed(

@@ -232,8 +232,7 @@ class Node:
         return peer in members
 
     async def disconnect(self, conn: Connection, departure: bool) -> None:
-        self.connections.discard(conn)
-        self.metrics.connections.set(len(self.connections))
+        # pea.admission adds and removes the connection from self.connections.
         if conn.room is not None:
             await self._release(conn, departure)
 

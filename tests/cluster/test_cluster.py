@@ -216,7 +216,9 @@ async def test_redis_connections_per_node_stay_constant(redis: RedisServer) -> N
 
     admin = aioredis.Redis.from_url(redis.url)
     try:
-        with pea_node(redis.url) as a, pea_node(redis.url) as b:
+        # 100 connections per node from loopback: no per-client limit here.
+        unlimited = {"max_connections_per_client": "0"}
+        with pea_node(redis.url, **unlimited) as a, pea_node(redis.url, **unlimited) as b:
             ann = await Client.open(a.ws_url)
             await ann.join(new_room())
             idle = pea_clients(await admin.client_list())

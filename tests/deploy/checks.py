@@ -29,7 +29,9 @@ def check_pea_deployment(dep: dict[str, Any], config: dict[str, str]) -> None:
 
     # Probes: ready means /readyz (503 while draining), alive means /healthz.
     ports = {p["name"]: p["containerPort"] for p in pea["ports"]}
-    assert ports == {"http": 8080}
+    # /metrics on its own port, never the public one.
+    assert ports == {"http": 8080, "metrics": int(config["PEA_METRICS_PORT"])}
+    assert ports["metrics"] != 8080
     assert pea["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert pea["readinessProbe"]["httpGet"]["port"] in ("http", 8080)
     assert pea["livenessProbe"]["httpGet"]["path"] == "/healthz"

@@ -32,10 +32,11 @@ def three() -> Iterator[Cluster]:
 
 
 def metric(url: str, name: str) -> float:
-    with urllib.request.urlopen(url + "/metrics", timeout=5) as resp:
+    """`url` is a node's metrics_url (its own port, not the public one)."""
+    with urllib.request.urlopen(url, timeout=5) as resp:
         text = resp.read().decode()
     match = re.search(rf"^{name} ([0-9.e+]+)$", text, flags=re.M)
-    assert match, f"{name} not in {url}/metrics"
+    assert match, f"{name} not in {url}"
     return float(match.group(1))
 
 
@@ -59,7 +60,7 @@ async def test_round_robin_websockets_and_relay_across_nodes(three: Cluster) -> 
         for _ in range(30):
             ws = await stack.enter_async_context(connect(three.ws_url, open_timeout=5))
             sockets.append(ws)
-        counts = [metric(n.url, "pea_connections") for n in three.nodes]
+        counts = [metric(n.metrics_url, "pea_connections") for n in three.nodes]
         assert sum(counts) == 30, counts
         assert all(c >= 5 for c in counts), f"round robin, no stickiness: {counts}"
         # Every peer joins one room; the last one's welcome lists all the others,

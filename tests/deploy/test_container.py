@@ -72,6 +72,7 @@ def test_compose_topology(compose: dict[str, Any]) -> None:
     conf = (DEPLOY / "nginx" / "nginx.conf").read_text()
     upstreams = re.findall(r"^\s*server (pea\d+):8080", conf, flags=re.M)
     assert sorted(upstreams) == peas, "nginx balances over exactly the compose nodes"
+    (subnet,) = [c["subnet"] for c in compose["networks"]["default"]["ipam"]["config"]]
     for name in peas:
         pea = services[name]
         assert pea["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
@@ -84,6 +85,11 @@ def test_compose_topology(compose: dict[str, Any]) -> None:
         grace = int(pea["stop_grace_period"].rstrip("s"))
         assert grace > float(env["PEA_DRAIN_TIMEOUT"])
         assert pea["depends_on"]["redis"]["condition"] == "service_healthy"
+        # nginx is the only client of the nodes; its X-Forwarded-For is believed.
+        assert env["PEA_TRUSTED_PROXIES"] == subnet
+        assert env["PEA_METRICS_PORT"] == "9090"
+        assert "ports" not in pea, "nodes publish nothing, /metrics included"
+    assert services["nginx"]["ports"] == ["${PEA_HTTP_PORT:-8080}:8080"]
     assert "--requirepass" in services["redis"]["command"]
     assert ".env" in (DEPLOY / ".gitignore").read_text().split()
 

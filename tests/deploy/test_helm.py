@@ -73,7 +73,7 @@ def test_helm_lint_strict(values: list[str]) -> None:
 def test_defaults_render_valid_objects(defaults: list[dict[str, Any]]) -> None:
     assert kinds(defaults) == sorted(
         ["ConfigMap", "Deployment", "Deployment", "NetworkPolicy", "NetworkPolicy",
-         "PodDisruptionBudget", "Secret", "Service", "Service", "ServiceAccount",
+         "PodDisruptionBudget", "Secret", "Service", "Service", "Service", "ServiceAccount",
          "Pod"]  # the `helm test` hook
     )  # fmt: skip
     assert validate(defaults) == []
@@ -202,7 +202,49 @@ def test_everything_on(everything: list[dict[str, Any]]) -> None:
     assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 60
 
     np = find(everything, "NetworkPolicy", "pea")
-    assert len(np["spec"]["ingress"][0]["from"]) == 2
+    web, scrape = np["spec"]["ingress"]
+    assert web["ports"] == [{"port": "http", "protocol": "TCP"}] and len(web["from"]) == 1
+    assert scrape["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert scrape["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    config = config_of(everything)
+    assert config["PEA_TRUSTED_PROXIES"] == "10.244.0.0/16, fd00:10:244::/56"
+    assert config["PEA_MAX_CONNECTIONS_PER_CLIENT"] == "200"
+    assert config["PEA_METRICS_PORT"] == "9100"
+
+
+@pytest.mark.parametrize("fixture", ["defaults", "everything"])
+def test_metrics_have_their_own_port_and_service(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    """/metrics is not on the public port: neither the public Service, the ingress nor
+    the http network-policy rule lead to it; a ClusterIP Service of its own does."""
+    objs = request.getfixturevalue(fixture)
+    port = int(config_of(objs)["PEA_METRICS_PORT"])
+    assert port != 8080
+    pea = container(find(objs, "Deployment", "pea"), "pea")
+    assert {"name": "metrics", "containerPort": port, "protocol": "TCP"} in pea["ports"]
+    public = find(objs, "Service", "pea")
+    assert [p["targetPort"] for p in public["spec"]["ports"]] == ["http"]
+    metrics = find(objs, "Service", "pea-metrics")
+    assert metrics["spec"]["type"] == "ClusterIP"
+    assert metrics["spec"]["ports"] == [
+        {"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    check_selects(metrics["spec"]["selector"], find(objs, "Deployment", "pea"))
+    for ingress in [o for o in objs if o["kind"] == "Ingress"]:
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["name"] == "pea"
+
+
+def test_trusted_proxies_are_unset_by_default(defaults: list[dict[str, Any]]) -> None:
+    config = config_of(defaults)
+    assert "PEA_TRUSTED_PROXIES" not in config, "trust no X-Forwarded-For unless told"
+    assert config["PEA_MAX_CONNECTIONS_PER_CLIENT"] == "50"
+    np = find(defaults, "NetworkPolicy", "pea")
+    assert len(np["spec"]["ingress"]) == 1, "nobody may scrape unless networkPolicy.metricsFrom"
 
 
 def test_service_monitor(everything: list[dict[str, Any]]) -> None:
@@ -210,11 +252,14 @@ def test_service_monitor(everything: list[dict[str, Any]]) -> None:
     sm = find(everything, "ServiceMonitor")
     assert sm["apiVersion"] == "monitoring.coreos.com/v1"
     assert sm["metadata"]["labels"]["release"] == "prometheus"
-    svc = find(everything, "Service", "pea")
+    svc = find(everything, "Service", "pea-metrics")
     selector = sm["spec"]["selector"]["matchLabels"]
-    assert selector.items() <= svc["metadata"]["labels"].items(), "must select the pea Service"
+    assert selector.items() <= svc["metadata"]["labels"].items(), "must select pea-metrics"
+    public = find(everything, "Service", "pea")
+    assert not selector.items() <= public["metadata"]["labels"].items(), "not the public one"
     assert sm["spec"]["namespaceSelector"] == {"matchNames": ["signal"]}
     (endpoint,) = sm["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics"
     assert endpoint["port"] in {p["name"] for p in svc["spec"]["ports"]}
     assert endpoint["path"] == "/metrics"
     assert endpoint["interval"].endswith("s") and endpoint["scrapeTimeout"].endswith("s")
@@ -251,11 +296,14 @@ def test_external_redis_without_password() -> None:
         (["--set", "redis.url=redis://:hunter2@redis:6379/0"], "redis/url"),
         (["--set", "config.maxPeersPerRoom=1"], "maxPeersPerRoom"),
         (["--set", "config.logLevel=loud"], "logLevel"),
+        (["--set", "metrics.port=8080"], "metrics/port"),
+        (["--set", "config.trustedProxies=nginx"], "trustedProxies"),
         (["--set", "secrets.existingSecret=x"], "secrets"),
         (["--set", "autoscaling.enabled=true", "--set", "autoscaling.minReplicas=9",
           "--set", "autoscaling.maxReplicas=3"], "minReplicas"),
     ],
-    ids=["grace", "drain", "inline-password", "peers", "log-level", "typo", "hpa"],
+    ids=["grace", "drain", "inline-password", "peers", "log-level", "metrics-on-http",
+         "proxy-name", "typo", "hpa"],
 )  # fmt: skip
 def test_bad_values_are_refused(args: list[str], message: str) -> None:
     out = helm_template(*args, check=False)

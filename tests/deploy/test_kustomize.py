@@ -27,7 +27,7 @@ def config_of(objs: list[dict[str, Any]]) -> dict[str, str]:
 def test_base_renders_valid_objects(base: list[dict[str, Any]]) -> None:
     assert kinds(base) == sorted(
         ["ConfigMap", "Deployment", "Deployment", "NetworkPolicy", "NetworkPolicy",
-         "PodDisruptionBudget", "Service", "Service", "ServiceAccount"]
+         "PodDisruptionBudget", "Service", "Service", "Service", "ServiceAccount"]
     )  # fmt: skip
     assert validate(base) == []
 
@@ -71,11 +71,32 @@ def test_selectors_match(base: list[dict[str, Any]]) -> None:
     assert find(base, "Service", "pea")["spec"]["sessionAffinity"] == "None"
 
 
+def test_metrics_are_on_their_own_port_and_service(base: list[dict[str, Any]]) -> None:
+    dep = find(base, "Deployment", "pea")
+    port = int(config_of(base)["PEA_METRICS_PORT"])
+    metrics = find(base, "Service", "pea-metrics")
+    check_selects(metrics["spec"]["selector"], dep)
+    assert metrics["spec"]["type"] == "ClusterIP"
+    assert metrics["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert {p["name"]: p["containerPort"] for p in container(dep, "pea")["ports"]} == {
+        "http": 8080,
+        "metrics": port,
+    }
+    public = find(base, "Service", "pea")
+    assert [p["targetPort"] for p in public["spec"]["ports"]] == ["http"]
+    np = find(base, "NetworkPolicy", "pea")
+    opened = {p["port"] for rule in np["spec"]["ingress"] for p in rule["ports"]}
+    assert opened == {"http"}, "the metrics port is closed until an overlay opens it"
+
+
 def test_production_overlay(production: list[dict[str, Any]]) -> None:
     dep = find(production, "Deployment", "pea")
     assert "replicas" not in dep["spec"], "the HPA owns the replica count"
     assert container(dep, "pea")["image"] == "registry.example.com/pea:0.1.0"
     assert config_of(production)["PEA_PUBLIC_URL"] == "https://pea.example.com"
+    assert config_of(production)["PEA_TRUSTED_PROXIES"] == "10.244.0.0/16"
+    backend = find(production, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]
+    assert backend["service"] == {"name": "pea", "port": {"name": "http"}}, "never metrics"
     ingress = find(production, "Ingress")
     notes = ingress["metadata"]["annotations"]
     assert int(notes["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600

@@ -115,10 +115,16 @@ class PeaNode:
     args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     log_path: str = ""
+    metrics_port: int = field(default_factory=free_port)
+    """/metrics is served here, never on the public port."""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     @property
     def ws_url(self) -> str:
@@ -128,7 +134,17 @@ class PeaNode:
         fd, self.log_path = tempfile.mkstemp(prefix="pea-node-", suffix=".log")
         with os.fdopen(fd, "wb") as log:
             self.proc = subprocess.Popen(
-                [PEA, "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args],
+                [
+                    PEA,
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--metrics-port",
+                    str(self.metrics_port),
+                    *self.args,
+                ],
                 env={**os.environ, **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -44,12 +44,35 @@ def test_environment_and_flags_with_flags_winning() -> None:
         ("log_level", "loud", "--log-level / PEA_LOG_LEVEL"),
         ("log_json", "maybe", "--log-json / PEA_LOG_JSON"),
         ("public_url", "pea.example", "--public-url / PEA_PUBLIC_URL"),
+        ("trusted_proxies", "nginx", "--trusted-proxies / PEA_TRUSTED_PROXIES"),
+        ("trusted_proxies", "10.0.0.0/33", "--trusted-proxies / PEA_TRUSTED_PROXIES"),
+        ("metrics_port", "-1", "--metrics-port / PEA_METRICS_PORT"),
+        ("join_timeout", "0", "--join-timeout / PEA_JOIN_TIMEOUT"),
+        ("header_timeout", "never", "--header-timeout / PEA_HEADER_TIMEOUT"),
+        ("max_header_bytes", "100", "--max-header-bytes / PEA_MAX_HEADER_BYTES"),
+        (
+            "max_connections_per_client",
+            "-5",
+            "--max-connections-per-client / PEA_MAX_CONNECTIONS_PER_CLIENT",
+        ),
     ],
 )
 def test_a_bad_setting_names_itself(name: str, value: str, named: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings({name: value}, environ={})
     assert named in str(info.value)
+
+
+def test_trusted_proxies_take_addresses_and_networks() -> None:
+    settings = load_settings({"trusted_proxies": " 10.0.0.1, 10.244.0.0/16,fd00::/8 "}, {})
+    assert settings.trusted_proxies == ("10.0.0.1", "10.244.0.0/16", "fd00::/8")
+    assert load_settings({}, {}).trusted_proxies == (), "trust nobody unless told"
+
+
+def test_metrics_never_share_the_public_port() -> None:
+    with pytest.raises(ConfigError, match="--metrics-port / PEA_METRICS_PORT"):
+        load_settings({"port": "9000", "metrics_port": "9000"}, {})
+    assert load_settings({"port": "9000", "metrics_port": "0"}, {}).metrics_port == 0
 
 
 def test_tls_needs_both_files(tmp_path: object) -> None:

@@ -29,7 +29,8 @@ export class Receiver extends EventTarget {
     });
     room.on("peer-left", ({ peer }) => this.onPeerLeft(peer));
     room.on("message", ({ from, kind, payload }) => this.onMessage(from, kind, payload));
-    room.on("tampered", ({ from, kind }) => this.onTampered(from, kind));
+    room.on("tampered", (t) => this.onTampered(t));
+    room.on("impostor", ({ from, kind }) => this.onImpostor(from, kind));
   }
 
   get connected() {
@@ -97,7 +98,20 @@ export class Receiver extends EventTarget {
     for (const t of this.active) t.abort("vanished", `${reason} in the middle of “${t.name}”; that download was stopped.`);
   }
 
-  onTampered(from, kind) {
+  /** A link holder sent what only the sharer may send, without the sharer's signature: never acted upon. */
+  onImpostor(from, kind) {
+    console.warn(`pea: ignored a ${kind} from peer ${from}, which is not signed by the sharer's key`);
+    this.impostor = true;
+    this.changed();
+  }
+
+  onTampered({ from, kind, claimsSharer }) {
+    // Garbage from a peer that is not the sharer cannot hurt us (we act only on the sharer's
+    // signed messages): ignore it rather than let any link holder abort the download.
+    if (!claimsSharer && from !== this.sharer) {
+      console.warn(`pea: ignored an invalid ${kind} from peer ${from}, which does not claim to be the sharer`);
+      return;
+    }
     this.room.send(from, "refuse", `bad signature on ${kind}`);
     if (this.connected) return; // already talking to a verified sharer: ignore the forgery, keep going
     this.link?.close();

@@ -51,6 +51,15 @@ export function commitOf(publicKey) {
   return b64url(sha256(publicKey).subarray(0, 16));
 }
 
+/**
+ * Ed25519's first use builds a table of multiples of the base point (tens of ms on a slow
+ * phone): a receiver does it while its WebSocket connects, not when the sharer's offer
+ * arrives, which is when a person is waiting for the file list.
+ */
+export function warmUp() {
+  ed25519.getPublicKey(new Uint8Array(32));
+}
+
 /** A new share: 16 random secret bytes and a fresh Ed25519 key pair, whose commitment goes in the link. */
 export function newShare(seed = random(32)) {
   const secretKey = seed;

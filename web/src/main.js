@@ -1,6 +1,6 @@
 // Entry point: a URL with a secret in its fragment receives; anything else
 // is the start page, which becomes a share as soon as something is picked.
-import { fragmentOf, newShare, parseFragment } from "./auth.js";
+import { fragmentOf, newShare, parseFragment, warmUp } from "./auth.js";
 import { setupDownloads } from "./download.js";
 import { Receiver } from "./receiver.js";
 import { Room } from "./room.js";
@@ -58,6 +58,7 @@ function receivePage({ secret, commit }) {
   setTimeout(later, 3000);
   show(receiveView({ receiver, mode }));
   room.start();
+  setTimeout(warmUp, 0);
 }
 
 addEventListener("hashchange", () => location.reload());

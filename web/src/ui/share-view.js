@@ -208,7 +208,6 @@ function showQr(link, img) {
     svg.append(bg, path);
     const url = URL.createObjectURL(new Blob([new XMLSerializer().serializeToString(svg)], { type: "image/svg+xml" }));
     img.src = url;
-    img.dataset.modules = String(n);
   } catch (err) {
     img.alt = `QR code unavailable (${err.message}); copy the link instead.`;
     img.classList.add("broken");

@@ -168,9 +168,10 @@ def test_replayed_signals_are_refused(
     pages: Pages, cluster: tuple[PeaNode, PeaNode], small: Path
 ) -> None:
     """In front of both nodes, a relay delivers every signal twice (offer, answer,
-    candidates, hello), and later re-sends the captured offer and a candidate to the
-    connected receiver: the copies are refused and counted, nothing is shown as tampering,
-    and the file arrives verified."""
+    candidates, hello); once connected, it re-sends the captured offer and a candidate to
+    the receiver and the captured answer and a candidate to the sharer: every copy is
+    refused and counted, nothing is shown as tampering, the connection stays up and the
+    file arrives verified."""
     node_a, node_b = cluster
     replay: Callable[[dict[str, Any]], list[dict[str, Any]]] = doubled
     with recording_proxy(node_a.url, replay) as pa, recording_proxy(node_b.url, replay) as pb:
@@ -180,24 +181,28 @@ def test_replayed_signals_are_refused(
         r = pages.new()
         r_log = console(r)
         open_link(r, pb.url + "/" + fragment(link), expect_files=1)
-        assert sha256_file(download(r, small.name)) == sha256_file(small)
-        old = [
-            f
-            for f in pb.frames("ws-down")
-            if f.get("type") == "signal" and f["data"].get("kind") in ("offer", "candidate")
-        ]
-        assert {f["data"]["kind"] for f in old} == {"offer", "candidate"}
-        refused_before = sum("refused a replayed" in m for m in r_log)
-        for f in old[:2]:
-            assert pb.inject(f) == 1
+        before = (replays(r_log), replays(sharer_log))
+        for proxy, kinds in ((pb, ("offer", "candidate")), (pa, ("answer", "candidate"))):
+            old = {}
+            for f in proxy.frames("ws-down"):
+                if f.get("type") == "signal" and f["data"].get("kind") in kinds:
+                    old.setdefault(f["data"]["kind"], f)
+            assert set(old) == set(kinds), f"nothing to replay: {old}"
+            for f in old.values():
+                assert proxy.inject(f) == 1
+        r.wait_for_timeout(1000)
         expect(r.locator("[data-testid=status]")).to_have_text(CONNECTED)
-        r.wait_for_timeout(500)
-        assert sum("refused a replayed" in m for m in r_log) >= refused_before + 2, r_log
-        assert any("refused a replayed" in m for m in sharer_log), sharer_log
-        expect(r.locator("[data-testid=status]")).to_have_text(CONNECTED)
+        expect(sharer.locator(".receivers [data-state=connected]")).to_have_count(1)
         expect(r.locator("[role=alert]")).to_have_count(0)
         expect(sharer.locator("[role=alert]")).to_have_count(0)
-        expect(sharer.locator(".receivers [data-state=connected]")).to_have_count(1)
+        assert sha256_file(download(r, small.name)) == sha256_file(small)
+        assert before[0] >= 2 and before[1] >= 2, "the doubled signals were not refused"
+        assert replays(r_log) >= before[0] + 2, r_log
+        assert replays(sharer_log) >= before[1] + 2, sharer_log
+
+
+def replays(log: list[str]) -> int:
+    return sum("refused a replayed" in m for m in log)
 
 
 def test_version_1_link_is_refused(pages: Pages, cluster: tuple[PeaNode, PeaNode]) -> None:

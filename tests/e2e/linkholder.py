@@ -122,6 +122,9 @@ class Impostor:
             stolen["pk"] = self.sharer_pk
             stolen["sig"] = b64url(bytes(64))
             await self._send(ws, to, stolen)
+            # …and with a broken MAC it looks like the server tampering with the sharer's
+            # offer: a receiver says so, but must still connect to the real sharer.
+            await self._send(ws, to, {**stolen, "mac": "0" * 64})
         garbage = self.unsigned.seal("offer", me, to, FAKE_OFFER)
         garbage["mac"] = "0" * 64
         await self._send(ws, to, garbage)

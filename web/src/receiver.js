@@ -78,7 +78,7 @@ export class Receiver extends EventTarget {
     for (const p of peers) this.hello(p.peer);
     clearTimeout(this.noSharerTimer);
     this.noSharerTimer = setTimeout(() => {
-      if (!this.link && !this.final) this.set("no-sharer");
+      if (!this.link && !this.final && this.state !== "tampered") this.set("no-sharer");
     }, NO_SHARER_MS);
   }
 
@@ -114,9 +114,16 @@ export class Receiver extends EventTarget {
     }
     this.room.send(from, "refuse", `bad signature on ${kind}`);
     if (this.connected) return; // already talking to a verified sharer: ignore the forgery, keep going
-    this.link?.close();
-    this.final = true;
-    this.set("tampered", `A signed ${kind} did not verify: it was altered on the way, so the server or the network is tampering with this connection. pea refused it. Nothing was downloaded.`);
+    const text = `A signed ${kind} did not verify: it was altered on the way, so the server or the network is tampering with this connection. pea refused it. Nothing was downloaded.`;
+    if (this.link && this.link.remote === from) {
+      // The connection being made is the one tampered with: give it up.
+      this.link.close();
+      this.final = true;
+    }
+    // Otherwise it names the sharer's key but comes from a peer we are not connecting with:
+    // the server, or a link holder who copied the (public) key. Say so, but a valid offer
+    // from the real sharer still connects, so no link holder can abort a download this way.
+    this.set("tampered", text);
   }
 
   onMessage(from, kind, payload) {

@@ -63,7 +63,7 @@ function receivePage({ secret, commit }) {
 
 addEventListener("hashchange", () => location.reload());
 function refusedLink(title, sentence) {
-  show(h("section", { class: "card" }, h("h1", {}, title), h("p", { "data-testid": "status", class: "status bad" }, sentence, " Or "), h("a", { href: "/" }, "share your own files")));
+  show(h("section", { class: "card" }, h("h1", {}, title), h("p", { "data-testid": "status", class: "status bad" }, sentence), h("p", {}, h("a", { href: "/" }, "Share your own files"))));
 }
 
 const fragment = location.hash.slice(1);

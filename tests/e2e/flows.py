@@ -8,6 +8,8 @@ from pathlib import Path
 from playwright.sync_api import Download, Locator, Page, expect
 
 TIMEOUT_MS = 30000
+# docs/transfer-protocol.md §1: "#2." secret "." commitment to the sharer's public key.
+LINK_RE = re.compile(r"#2\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})$")
 
 
 def share(page: Page, base_url: str, files: list[Path]) -> str:
@@ -15,7 +17,7 @@ def share(page: Page, base_url: str, files: list[Path]) -> str:
     page.goto(base_url + "/")
     page.locator("input[type=file]").set_input_files([str(f) for f in files])
     link = page.locator("[data-testid=share-link]")
-    expect(link).to_have_attribute("href", re.compile(r"#[A-Za-z0-9_-]{22,}$"))
+    expect(link).to_have_attribute("href", LINK_RE)
     expect(page.locator("[data-testid=status]")).to_contain_text("waiting for someone")
     href = link.get_attribute("href")
     assert href
@@ -24,6 +26,13 @@ def share(page: Page, base_url: str, files: list[Path]) -> str:
 
 def fragment(link: str) -> str:
     return link[link.index("#") :]
+
+
+def link_parts(link: str) -> tuple[str, str]:
+    """(secret, commit) of a version-2 share link."""
+    m = LINK_RE.search(link)
+    assert m, f"not a pea v2 link: {link}"
+    return m[1], m[2]
 
 
 def open_link(page: Page, url: str, expect_files: int) -> None:

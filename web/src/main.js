@@ -1,13 +1,13 @@
 // Entry point: a URL with a secret in its fragment receives; anything else
 // is the start page, which becomes a share as soon as something is picked.
-import { SECRET_RE, newSecret } from "./auth.js";
+import { fragmentOf, newShare, parseFragment, warmUp } from "./auth.js";
 import { setupDownloads } from "./download.js";
 import { Receiver } from "./receiver.js";
 import { Room } from "./room.js";
 import { Sharer } from "./sharer.js";
 import { h } from "./ui/dom.js";
 import { acceptDrops, filesFromInput } from "./ui/pickers.js";
-import { receiveView } from "./ui/receive-view.js";
+import { V1_LINK_SENTENCE, receiveView } from "./ui/receive-view.js";
 import { shareView, startView } from "./ui/share-view.js";
 
 const app = document.getElementById("app");
@@ -21,10 +21,10 @@ function startPage() {
   let sharing = null;
   const begin = () => {
     sharing ??= (async () => {
-      const secret = newSecret();
-      const room = await Room.open(secret);
+      const share = newShare();
+      const room = new Room(share);
       const sharer = new Sharer(room);
-      const link = `${location.origin}/#${secret}`;
+      const link = `${location.origin}/#${fragmentOf(share.secret, share.commit)}`;
       show(shareView({ sharer, link, input, onFiles, onNote }));
       room.start();
       addEventListener("beforeunload", (e) => {
@@ -45,10 +45,10 @@ function startPage() {
   show(startView({ input, onFiles, onNote }));
 }
 
-async function receivePage(secret) {
+function receivePage({ secret, commit }) {
   performance.mark("pea:start");
   const mode = window.isSecureContext && "serviceWorker" in navigator ? "stream" : "memory";
-  const room = await Room.open(secret);
+  const room = new Room({ secret, commit });
   performance.mark("pea:keys");
   const receiver = new Receiver(room);
   // The service worker starts once the sharer is reached: starting it earlier competes
@@ -58,11 +58,17 @@ async function receivePage(secret) {
   setTimeout(later, 3000);
   show(receiveView({ receiver, mode }));
   room.start();
+  setTimeout(warmUp, 0);
 }
 
 addEventListener("hashchange", () => location.reload());
+function refusedLink(title, sentence) {
+  show(h("section", { class: "card" }, h("h1", {}, title), h("p", { "data-testid": "status", class: "status bad" }, sentence), h("p", {}, h("a", { href: "/" }, "Share your own files"))));
+}
+
 const fragment = location.hash.slice(1);
-if (fragment && SECRET_RE.test(fragment)) receivePage(fragment);
-else if (fragment) {
-  show(h("section", { class: "card" }, h("h1", {}, "This link is incomplete"), h("p", { "data-testid": "status" }, "The part after # is not a valid pea secret. Ask for the link again, or "), h("a", { href: "/" }, "share your own files")));
-} else startPage();
+const parsed = fragment ? parseFragment(fragment) : null;
+if (parsed?.version === 2) receivePage(parsed);
+else if (parsed?.version === 1) refusedLink("This link is from an older pea", V1_LINK_SENTENCE);
+else if (fragment) refusedLink("This link is incomplete", "The part after # is not a valid pea link. Ask for the link again.");
+else startPage();

@@ -30,7 +30,8 @@ export class Receiver extends EventTarget {
     });
     room.on("peer-left", ({ peer }) => this.onPeerLeft(peer));
     room.on("message", ({ from, kind, payload }) => this.onMessage(from, kind, payload));
-    room.on("tampered", ({ from, kind }) => this.onTampered(from, kind));
+    room.on("tampered", (t) => this.onTampered(t));
+    room.on("impostor", ({ from, kind }) => this.onImpostor(from, kind));
   }
 
   get connected() {
@@ -78,7 +79,7 @@ export class Receiver extends EventTarget {
     for (const p of peers) this.hello(p.peer);
     clearTimeout(this.noSharerTimer);
     this.noSharerTimer = setTimeout(() => {
-      if (!this.link && !this.final) this.set("no-sharer");
+      if (!this.link && !this.final && this.state !== "tampered") this.set("no-sharer");
     }, NO_SHARER_MS);
   }
 
@@ -98,7 +99,20 @@ export class Receiver extends EventTarget {
     for (const t of this.active) t.abort("vanished", `${reason} in the middle of “${t.name}”; that download was stopped.`);
   }
 
-  onTampered(from, kind) {
+  /** A link holder sent what only the sharer may send, without the sharer's signature: never acted upon. */
+  onImpostor(from, kind) {
+    console.warn(`pea: ignored a ${kind} from peer ${from}, which is not signed by the sharer's key`);
+    this.impostor = true;
+    this.changed();
+  }
+
+  onTampered({ from, kind, claimsSharer }) {
+    // Garbage from a peer that is not the sharer cannot hurt us (we act only on the sharer's
+    // signed messages): ignore it rather than let any link holder abort the download.
+    if (!claimsSharer && from !== this.sharer) {
+      console.warn(`pea: ignored an invalid ${kind} from peer ${from}, which does not claim to be the sharer`);
+      return;
+    }
     this.room.send(from, "refuse", `bad signature on ${kind}`);
     if (this.connected) {
       // Already talking to a verified sharer: ignore the forgery, keep going, but say so.
@@ -106,9 +120,16 @@ export class Receiver extends EventTarget {
       this.changed();
       return;
     }
-    this.link?.close();
-    this.final = true;
-    this.set("tampered", `A signed ${kind} did not verify: it was altered on the way, so the server or the network is tampering with this connection. pea refused it. Nothing was downloaded.`);
+    const text = `A signed ${kind} did not verify: it was altered on the way, so the server or the network is tampering with this connection. pea refused it. Nothing was downloaded.`;
+    if (this.link && this.link.remote === from) {
+      // The connection being made is the one tampered with: give it up.
+      this.link.close();
+      this.final = true;
+    }
+    // Otherwise it names the sharer's key but comes from a peer we are not connecting with:
+    // the server, or a link holder who copied the (public) key. Say so, but a valid offer
+    // from the real sharer still connects, so no link holder can abort a download this way.
+    this.set("tampered", text);
   }
 
   onMessage(from, kind, payload) {

@@ -1,27 +1,31 @@
-// A room membership whose peer-to-peer messages are signed: the only place
-// that turns server frames into trusted messages (or into "tampered").
-import { Signer, deriveKeys } from "./auth.js";
+// A room membership whose peer-to-peer messages are sealed and judged by
+// SignalAuth: the only place that turns server frames into trusted messages,
+// or into "tampered" (altered on the way), "impostor" (a link holder posing as
+// the sharer) or a refused replay (logged and counted, nothing else).
+import { SignalAuth } from "./auth.js";
 import { Signaling, signalingUrl } from "./signaling.js";
 
 export class Room extends EventTarget {
-  static async open(secret) {
-    const { room, key } = await deriveKeys(secret);
-    return new Room(room, await Signer.create(key));
-  }
-
-  constructor(room, signer) {
+  /** share: {secret, commit} for a receiver; plus {secretKey, publicKey} for the sharer. */
+  constructor(share) {
     super();
-    this.id = room;
-    this.signer = signer;
-    this.sig = new Signaling({ url: signalingUrl(), room });
+    this.auth = new SignalAuth(share);
+    this.id = this.auth.room;
+    this.refused = { replay: 0 };
+    this.sig = new Signaling({ url: signalingUrl(), room: this.id });
     for (const type of ["state", "welcome", "peer-joined", "peer-left", "server-error"])
       this.sig.addEventListener(type, (e) => this.emit(type, e.detail));
-    this.sig.addEventListener("signal", (e) => {
-      const { from, data } = e.detail;
-      const payload = this.signer.open(data, from, this.sig.peer);
-      if (payload === null) this.emit("tampered", { from, kind: typeof data?.kind === "string" ? data.kind : "?" });
-      else this.emit("message", { from, kind: data.kind, payload });
-    });
+    this.sig.addEventListener("signal", (e) => this.onSignal(e.detail));
+  }
+
+  onSignal({ from, data }) {
+    const r = this.auth.open(data, from, this.sig.peer);
+    if (r.ok) this.emit("message", { from, kind: r.kind, payload: r.payload });
+    else if (r.why === "impostor") this.emit("impostor", { from, kind: r.kind });
+    else if (r.why === "replay") {
+      this.refused.replay++;
+      console.warn(`pea: refused a replayed or reordered ${r.kind} from peer ${from} (${this.refused.replay} so far)`);
+    } else this.emit("tampered", { from, kind: r.kind, why: r.why, claimsSharer: r.claimsSharer });
   }
 
   emit(type, detail) {
@@ -45,6 +49,6 @@ export class Room extends EventTarget {
   }
 
   send(to, kind, payload) {
-    this.sig.signal(to, this.signer.seal(kind, this.sig.peer, to, payload));
+    this.sig.signal(to, this.auth.seal(kind, this.sig.peer, to, payload));
   }
 }

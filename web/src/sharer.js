@@ -17,6 +17,7 @@ export class Sharer extends EventTarget {
     this.alert = null;
     room.on("message", ({ from, kind, payload }) => this.onMessage(from, kind, payload));
     room.on("tampered", ({ from, kind }) => this.onTampered(from, kind));
+    room.on("impostor", ({ from }) => this.onImpostor(from));
     room.on("peer-left", ({ peer }) => this.onPeerLeft(peer));
     // Offer at once rather than wait for the newcomer's hello: one trip through the cluster less.
     room.on("peer-joined", ({ peer }) => this.accept(peer));
@@ -114,6 +115,13 @@ export class Sharer extends EventTarget {
       r.detail = `could not connect (${err.message})`;
       this.changed();
     });
+  }
+
+  /** Another page with this link sent us an offer: it is acting as a sharer. Receivers ignore it (it cannot sign as us). */
+  onImpostor(from) {
+    console.warn(`pea: peer ${from} sent us an offer: another page with this link is acting as a sharer`);
+    this.impostor = "Another page with this link is acting as a sharer. Your receivers ignore it: they accept only offers signed by this page.";
+    this.changed();
   }
 
   onTampered(from, kind) {

@@ -6,6 +6,10 @@ import { visible } from "../names.js";
 import { formatBytes } from "../util.js";
 import { banner, h, setText, syncList } from "./dom.js";
 
+export const V1_LINK_SENTENCE =
+  "This link was made by an older version of pea, which this page no longer accepts (it could not tell the sharer from anyone else holding the link). Nothing was downloaded: ask the sharer to share again and send you the new link.";
+export const IMPOSTOR_SENTENCE = "Someone else who has this link tried to pose as the sharer; pea ignored them.";
+
 function statusText(rx) {
   const t = rx.serverTrouble;
   const retry = t?.retryInMs ? ` Retrying in ${Math.ceil(t.retryInMs / 1000)} s.` : "";
@@ -69,7 +73,15 @@ export function receiveView({ receiver, mode }) {
   );
 
   let shownAlert = null;
+  let shownImpostor = false;
   function render() {
+    if (receiver.impostor && !shownImpostor) {
+      // A warning, not a failure: the real sharer (signed with the key the link names) is still waited for or used.
+      shownImpostor = true;
+      const b = banner("warn", IMPOSTOR_SENTENCE);
+      b.dataset.testid = "impostor";
+      alerts.append(b);
+    }
     setText(status, statusText(receiver));
     status.dataset.state = receiver.state;
     status.classList.toggle("bad", ["sharer-left", "lost", "no-route", "tampered", "failed"].includes(receiver.state));

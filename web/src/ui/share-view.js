@@ -1,5 +1,6 @@
 // The start page (pick files, folders or a note) and the sharing page (link,
 // copy, QR, what is shared, who is receiving what).
+import qrcode from "qrcode-generator";
 import { formatBytes } from "../util.js";
 import { banner, h, setText, syncList } from "./dom.js";
 import { pickFolder } from "./pickers.js";
@@ -61,7 +62,8 @@ export function shareView({ sharer, link, input, onFiles, onNote }) {
   const copied = h("span", { class: "copied", "aria-live": "polite" });
   const copy = h("button", { type: "button", class: "button primary", onclick: () => copyText(link, copied) }, "Copy link");
   const qr = h("img", { "data-testid": "qr", class: "qr", alt: "QR code of the share link", width: 220, height: 220 });
-  loadQr(link, qr);
+  showQr(link, qr);
+  const impostor = h("div", { class: "alerts", "aria-live": "polite" });
   const fileList = h("ul", { class: "list files" });
   const receiverList = h("ul", { class: "list receivers" });
   const noReceivers = h("p", { class: "muted" }, "Nobody yet.");
@@ -72,6 +74,7 @@ export function shareView({ sharer, link, input, onFiles, onNote }) {
     h("h1", {}, "Sharing"),
     status,
     alert,
+    impostor,
     h(
       "div",
       { class: "link-box" },
@@ -118,6 +121,11 @@ export function shareView({ sharer, link, input, onFiles, onNote }) {
   function render() {
     setText(status, sharerStatus(sharer, server));
     if (sharer.alert && !alert.firstChild) alert.append(banner("error", sharer.alert));
+    if (sharer.impostor && !impostor.firstChild) {
+      const b = banner("warn", sharer.impostor);
+      b.dataset.testid = "impostor";
+      impostor.append(b);
+    }
     const items = [...sharer.files.values()].map((f) => ({ key: `f${f.id}`, label: f.path, meta: formatBytes(f.size) }));
     for (const n of sharer.notes) items.push({ key: `n${n.id}`, label: n.text, meta: "note", note: true });
     syncList(
@@ -172,12 +180,34 @@ async function copyText(text, out) {
   setTimeout(() => setText(out, ""), 3000);
 }
 
-async function loadQr(link, img) {
+const SVG = "http://www.w3.org/2000/svg";
+
+/**
+ * The QR code is made here, in the page: the link (and its secret) never leaves the
+ * browser. Built as SVG elements (never markup from strings), shown through a blob:
+ * URL, which the CSP allows for images.
+ */
+function showQr(link, img) {
   try {
-    // The link rides in the body, never in a URL, so no log or proxy sees the secret.
-    const resp = await fetch("/api/qr", { method: "POST", headers: { "Content-Type": "text/plain;charset=utf-8" }, body: link, cache: "no-store", referrerPolicy: "no-referrer" });
-    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
-    img.src = URL.createObjectURL(await resp.blob());
+    const qr = qrcode(0, "M"); // smallest version that fits; M survives a scuffed phone screen
+    qr.addData(link, "Byte");
+    qr.make();
+    const n = qr.getModuleCount();
+    const quiet = 4; // the quiet zone the standard asks for
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("xmlns", SVG);
+    svg.setAttribute("viewBox", `0 0 ${n + 2 * quiet} ${n + 2 * quiet}`);
+    svg.setAttribute("shape-rendering", "crispEdges");
+    const bg = document.createElementNS(SVG, "rect");
+    for (const [k, v] of [["width", "100%"], ["height", "100%"], ["fill", "#fff"]]) bg.setAttribute(k, v);
+    let d = "";
+    for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) if (qr.isDark(r, c)) d += `M${c + quiet} ${r + quiet}h1v1h-1z`;
+    const path = document.createElementNS(SVG, "path");
+    path.setAttribute("d", d);
+    path.setAttribute("fill", "#000");
+    svg.append(bg, path);
+    const url = URL.createObjectURL(new Blob([new XMLSerializer().serializeToString(svg)], { type: "image/svg+xml" }));
+    img.src = url;
   } catch (err) {
     img.alt = `QR code unavailable (${err.message}); copy the link instead.`;
     img.classList.add("broken");

@@ -245,3 +245,17 @@ async def test_transport_reachable_under_uvicorn() -> None:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+async def test_memory_comes_back_after_a_thousand_stuck_peers() -> None:
+    """1 000 peers join, stop reading and are flooded (100 at a time). Each used to
+    hold about 1 MiB of the node for good (the 1 MiB send queue, a full transport
+    buffer, its tasks): ~1 GiB. Now each is reset and its memory freed; what stays
+    is the allocator keeping one wave's worth of freed memory (~40 MiB)."""
+    from bench.stuck_peers import measure
+
+    with pea_node(resume_grace="1") as node:
+        result = await measure(node, count=1000, wave=100, frames=24, within=30)
+    print(result)
+    assert result.reset == 1000
+    assert result.rss_after_mib - result.rss_before_mib < 100, result

@@ -21,10 +21,16 @@ TCP_CLOSE = 7
 
 
 class StuckPeer:
-    def __init__(self, port: int, rcvbuf: int = 4096, timeout: float = 10) -> None:
+    def __init__(
+        self, port: int, rcvbuf: int = 4096, mss: int | None = None, timeout: float = 10
+    ) -> None:
         self.sock = socket.socket()
         # Before connect(), so the window the node sees stays this small.
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if mss is not None:
+            # Small segments keep the node's kernel from growing its send buffer
+            # for this socket to megabytes: the node's own queue fills sooner.
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
         self.sock.settimeout(timeout)
         self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()

@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.cluster.conftest import Client, new_room  # noqa: E402
-from tests.support.procs import PeaNode, pea_node  # noqa: E402
-from tests.support.stuck_peer import TCP_ESTABLISHED, StuckPeer  # noqa: E402
+from tests.cluster.conftest import Client, new_room
+from tests.support.procs import PeaNode, pea_node
+from tests.support.stuck_peer import TCP_ESTABLISHED, StuckPeer
 
 FRAME_DATA = "x" * 60_000
 """Under the 64 KiB frame limit once wrapped in a signal."""

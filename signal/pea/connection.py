@@ -38,6 +38,10 @@ OVERSIZE_CLOSE_AFTER = 2
 WATCH_EVERY = 1.0
 """Seconds between two looks at a connection whose peer has bytes it has not taken."""
 
+KERNEL_GRACE = 10.0
+"""Seconds the kernel waits beyond --send-timeout before it gives up on a peer that
+acknowledges nothing: pea's own reset (with the client told by a RST) comes first."""
+
 
 def reset(transport: Transport) -> None:
     """Abort with a TCP reset. A plain abort close()s the socket, and the kernel
@@ -49,6 +53,19 @@ def reset(transport: Transport) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
+
+
+def bound_unacked(transport: Transport, seconds: float) -> None:
+    """Have the kernel drop the connection when bytes it holds for the peer stay
+    unacknowledged, or unsent behind a shut window, for `seconds` (Linux
+    TCP_USER_TIMEOUT). The backstop for what pea cannot see: frames the kernel
+    already took (a stuck peer then waited for a missed pong, and its close sat
+    behind them), or a ping stuck behind them while pea had nothing to send."""
+    sock = transport.get_extra_info("socket")
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if sock is not None and option is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, option, int(seconds * 1000))
 
 
 class Transport(Protocol):
@@ -176,6 +193,8 @@ class Connection:
         self._oversized = 0
         self.client_code: int | None = None
         self._transport = transport_of(ws)
+        if self._transport is not None:
+            bound_unacked(self._transport, settings.send_timeout + KERNEL_GRACE)
         self._aborted = False
         self._reader: asyncio.Task[None] | None = None
         self._watchdog: asyncio.TimerHandle | None = None

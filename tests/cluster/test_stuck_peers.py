@@ -259,3 +259,21 @@ async def test_memory_comes_back_after_a_thousand_stuck_peers() -> None:
     print(result)
     assert result.reset == 1000
     assert result.rss_after_mib - result.rss_before_mib < 100, result
+
+
+async def test_a_stuck_peer_whose_frames_all_fit_in_the_kernel_is_dropped() -> None:
+    # Less than the kernel's socket buffers take: pea itself holds nothing for
+    # it, and pings are far off. The kernel gives up --send-timeout + 10 s after
+    # the window shut (TCP_USER_TIMEOUT); before, the peer stayed for good.
+    with pea_node(resume_grace="1", ping_interval="3600", send_timeout="1") as node:
+        room = new_room()
+        ann = await Watcher.join(node, room)
+        stuck = await stuck_in_room(node, room, ann)
+        try:
+            assert stuck.id is not None
+            await flood(ann.client, stuck.id, asyncio.Event(), frames=10, pause=0)
+            await until(lambda: ann.saw_left(stuck.id), 30, "peer-left for the stuck peer")
+            await until(lambda: metric(node, "pea_connections") == 1, 10, "gauge back down")
+        finally:
+            stuck.close()
+            await ann.stop()

@@ -354,8 +354,9 @@ class Connection:
             finally:
                 writer = self._writer
                 if writer is not None:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(asyncio.shield(writer), 2)
+                    if not self._aborted:  # frames for a reset peer are dropped anyway
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(asyncio.shield(writer), 2)
                     writer.cancel()
                 elif self.client_code is None and self._close is None:
                     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):

@@ -67,4 +67,5 @@ async def test_over_the_queue_limit_the_reader_ends_and_the_peer_is_lost() -> No
 async def test_writes_that_never_complete_end_the_reader_after_send_timeout() -> None:
     conn, handler, metrics = await run_stuck(Settings(send_timeout=1), frames=1)
     assert handler.departures == [False]
+    assert conn.closing
     assert dropped(metrics) == 1

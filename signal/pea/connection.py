@@ -274,6 +274,7 @@ class Connection:
 
     async def _write(self) -> None:
         frames_out = self._metrics.frames_out
+        transport = self._transport
         try:
             while self._queue:
                 frame = self._queue.popleft()
@@ -281,13 +282,17 @@ class Connection:
                 await self.ws.send_text(frame)
                 self._written += len(frame)
                 frames_out.inc(frame_type(frame))
-                self._watch_if_behind()
+                # Inline: the kernel took less than was written, the peer is
+                # behind, time it. A peer that keeps up never arms a timer.
+                if transport is not None and transport.get_write_buffer_size():
+                    self._watch()
             # No await between the emptiness check above and here, so a frame
             # queued meanwhile always finds a writer.
             if self._close is not None and not self._aborted:
                 code, reason = self._close
                 await self.ws.close(code, reason)
-                self._watch_if_behind()
+                if self._unsent():
+                    self._watch()
         except (WebSocketDisconnect, RuntimeError, OSError):
             # The peer is gone, or uvicorn gave up on it (a ping timeout) and now
             # waits for a flush that may never come: make sure the socket ends.
@@ -301,12 +306,6 @@ class Connection:
 
     def _unsent(self) -> int:
         return self._transport.get_write_buffer_size() if self._transport is not None else 0
-
-    def _watch_if_behind(self) -> None:
-        # The kernel took less than was written: the peer is behind, time it.
-        # A peer that keeps up never arms a timer.
-        if self._watchdog is None and self._unsent():
-            self._watch()
 
     def _watch(self) -> None:
         if self._watchdog is None and not self._aborted:

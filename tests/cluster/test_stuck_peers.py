@@ -251,7 +251,7 @@ async def test_memory_comes_back_after_a_thousand_stuck_peers() -> None:
     """1 000 peers join, stop reading and are flooded (100 at a time). Each used to
     hold about 1 MiB of the node for good (the 1 MiB send queue, a full transport
     buffer, its tasks): ~1 GiB. Now each is reset and its memory freed; what stays
-    is the allocator keeping one wave's worth of freed memory (~40 MiB)."""
+    is the allocator keeping about one wave's worth of freed memory (30-60 MiB)."""
     from bench.stuck_peers import measure
 
     with pea_node(resume_grace="1") as node:

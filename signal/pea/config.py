@@ -329,6 +329,13 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("log_level", "info", "debug, info, warning or error.", _log_level, "LEVEL"),
     Field("log_json", False, "Log one JSON object per line.", _bool, "BOOL"),
+    Field(
+        "send_timeout",
+        10.0,
+        "Seconds a peer may leave frames unread before its connection is reset.",
+        _float(1, 3600),
+        "SECONDS",
+    ),
 )
 
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
@@ -366,6 +373,7 @@ class Settings:
     web_dir: str | None = None
     log_level: str = "info"
     log_json: bool = False
+    send_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         if self.metrics_port and self.metrics_port == self.port:

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := redis-server chromium nginx-light
+APT_PACKAGES := redis-server chromium firefox-esr nginx-light
 PYTEST_FLAGS ?= -q
 
 .PHONY: help install system-deps run test test-unit test-cluster test-e2e test-deploy lint bench clean
@@ -29,6 +29,7 @@ system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -x /usr/bin/firefox-esr || missing="$$missing firefox-esr"; \
 	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx-light"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \

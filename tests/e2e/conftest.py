@@ -1,4 +1,5 @@
-"""Browser tests: Debian Chromium driven by Playwright, inside a loopback-only network namespace.
+"""Browser tests: Debian Chromium and Firefox ESR driven by Playwright, inside a
+loopback-only network namespace. Every test runs once per engine (the `engine` fixture).
 
 Run them with `make test-e2e`, which wraps pytest in `unshare -n`. Started any other way
 (where the machine has more than `lo`), they skip rather than let a browser touch a real
@@ -9,24 +10,36 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.support.browser import CHROMIUM
-from tests.support.browser import CHROMIUM_ARGS as BASE_CHROMIUM_ARGS
+from tests.support.browser import ENGINES, executable, launch
 from tests.support.procs import ROOT, PeaNode, RedisServer, pea_node, redis_server
 
-CHROMIUM_ARGS = [
-    *BASE_CHROMIUM_ARGS,
-    # A non-local host name that still lands on loopback: the page is then not a secure context.
-    "--host-resolver-rules=MAP lan.pea.test 127.0.0.1",
-]
+# A non-local host name that still lands on loopback: a page there is not a secure context.
+LAN_HOST = "lan.pea.test"
+LAN_CHROMIUM_ARGS = [f"--host-resolver-rules=MAP {LAN_HOST} 127.0.0.1"]
+# Firefox resolves the names listed here to loopback, and still treats them as the
+# non-local names they are.
+LAN_FIREFOX_PREFS = {"network.dns.localDomains": LAN_HOST}
 STATIC = ROOT / "signal" / "pea" / "static" / "index.html"
 MiB = 1 << 20
+
+# Launch variants besides the normal browser (name -> chromium args, firefox prefs).
+# "noloop": no loopback ICE candidate, hence no path between two pages, as behind a
+# strict NAT (Chromium without media permission also gathers none: see Pages.new).
+# "nowebrtc": WebRTC switched off the way hardened profiles and Tor Browser do.
+VARIANTS: dict[str, tuple[list[str], dict[str, Any]]] = {
+    "default": ([], {}),
+    "noloop": ([], {"media.peerconnection.ice.loopback": False}),
+    "nowebrtc": ([], {"media.peerconnection.enabled": False}),
+}
 
 
 def _only_loopback() -> bool:
@@ -37,8 +50,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     reason = None
     if not _only_loopback():
         reason = "browser tests run only inside a loopback-only namespace: use `make test-e2e`"
-    elif CHROMIUM is None:
-        reason = "Debian chromium is not installed (make system-deps)"
     elif not STATIC.is_file():
         reason = "the web bundle is not built (make web)"
     for item in items:
@@ -63,51 +74,142 @@ def cluster(redis: RedisServer) -> Iterator[tuple[PeaNode, PeaNode]]:
         yield a, b
 
 
+class Browsers:
+    """One browser per (engine, variant), launched on first use and kept for the session:
+    Firefox takes about 3 s to start. Each has its own downloads folder, because Firefox
+    saves blob: downloads there without telling Playwright (flows.download looks there)."""
+
+    def __init__(self, pw: Any, root: Path) -> None:
+        self.pw = pw
+        self.root = root
+        self.open: dict[tuple[str, str], Any] = {}
+
+    def get(self, engine: str, variant: str = "default") -> Any:
+        key = (engine, variant)
+        if key not in self.open:
+            if executable(engine) is None:
+                pkg = "chromium" if engine == "chromium" else "firefox-esr"
+                pytest.skip(f"Debian {pkg} is not installed (make system-deps)")
+            args, prefs = VARIANTS[variant]
+            downloads = self.root / f"{engine}-{variant}"
+            downloads.mkdir(parents=True, exist_ok=True)
+            from tests.e2e.flows import DOWNLOAD_DIRS
+
+            self.open[key] = launch(
+                self.pw,
+                engine,
+                chromium_args=[*LAN_CHROMIUM_ARGS, *args],
+                firefox_prefs={**LAN_FIREFOX_PREFS, **prefs},
+                downloads_path=downloads,
+            )
+            DOWNLOAD_DIRS[self.open[key]] = downloads
+        return self.open[key]
+
+    def close(self) -> None:
+        for b in self.open.values():
+            b.close()
+
+
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def browsers() -> Iterator[Browsers]:
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30000)
+    with tempfile.TemporaryDirectory(prefix="pea-downloads-") as d, sync_playwright() as pw:
+        b = Browsers(pw, Path(d))
         try:
             yield b
         finally:
             b.close()
 
 
+@pytest.fixture(scope="session", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Every browser test runs once per engine; session scope groups them by engine."""
+    return str(request.param)
+
+
+@pytest.fixture
+def browser(browsers: Browsers, engine: str) -> Any:
+    return browsers.get(engine)
+
+
+def engine_of(page: Any) -> str:
+    return str(page.context.browser.browser_type.name)
+
+
+def skip_in(engine: str, not_in: str, reason: str) -> None:
+    """Skip, saying why, a test this engine cannot do (never silently)."""
+    if engine == not_in:
+        pytest.skip(f"{engine}: {reason}")
+
+
+# Firefox reports some of its own console messages as page errors through Playwright, though
+# no script threw: a failed ICE attempt, a WebSocket to a node that is down, a download
+# whose stream the page errored on purpose (bad SHA-256, sharer gone). Tests check what the
+# person sees in those cases; these messages are not uncaught exceptions.
+FIREFOX_NOISE = re.compile(
+    r"ICE failed, add a STUN server"
+    r"|can.t establish a connection to the server at wss?://"
+    r"|A ServiceWorker intercepted the request and encountered an unexpected error"
+)
+
+
 class Pages:
     """Opens pages each in its own browser context (its own storage and service worker),
-    and fails the test if any page throws an uncaught error."""
+    and fails the test if any page throws an uncaught error. Pages are of the test's
+    engine unless told otherwise."""
 
-    def __init__(self, browser: object) -> None:
-        self.browser = browser
-        self.contexts: list[object] = []
+    def __init__(self, browsers: Browsers, engine: str) -> None:
+        self.browsers = browsers
+        self.engine = engine
+        self.contexts: list[Any] = []
         self.errors: list[str] = []
 
-    def new(self, *, grant: bool = True) -> object:
-        ctx = self.browser.new_context(accept_downloads=True)  # type: ignore[attr-defined]
-        if grant:
+    @property
+    def browser(self) -> Any:
+        return self.browsers.get(self.engine)
+
+    def new(self, *, grant: bool = True, engine: str | None = None, variant: str = "") -> Any:
+        """grant=False: no path between pages (Chromium without media permission gathers
+        no loopback candidate; Firefox gets the same from a browser without loopback ICE)."""
+        engine = engine or self.engine
+        if not grant and engine == "firefox":
+            variant = variant or "noloop"
+        ctx = self.browsers.get(engine, variant or "default").new_context(accept_downloads=True)
+        if grant and engine == "chromium":
             # Without media permission Chromium gathers no loopback candidate at all.
             ctx.grant_permissions(["microphone"])
         ctx.set_default_timeout(30000)
         self.contexts.append(ctx)
         page = ctx.new_page()
-        page.on("pageerror", lambda e: self.errors.append(f"{page.url}: {e}"))
+        noise = FIREFOX_NOISE if engine == "firefox" else None
+
+        def on_error(e: Any) -> None:
+            if not (noise and noise.search(str(e))):
+                self.errors.append(f"{page.url}: {e}")
+
+        page.on("pageerror", on_error)
         return page
 
     def close(self) -> None:
         for ctx in self.contexts:
-            ctx.close()  # type: ignore[attr-defined]
+            ctx.close()
 
 
 @pytest.fixture
-def pages(browser: object) -> Iterator[Pages]:
-    p = Pages(browser)
+def pages(browsers: Browsers, engine: str) -> Iterator[Pages]:
+    p = Pages(browsers, engine)
     try:
         yield p
     finally:
         p.close()
     assert not p.errors, f"uncaught errors in pages: {p.errors}"
+
+
+def sized(engine: str, chromium: int, firefox: int) -> int:
+    """Big files stay big in Chromium; Firefox moves 4-11 MiB/s here, so its variants use
+    moderate sizes to keep the browser tier well within CI time."""
+    return chromium if engine == "chromium" else firefox
 
 
 def sha256_file(path: str | Path) -> str:

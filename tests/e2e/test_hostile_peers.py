@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import MiB, Pages, sha256_file, write_random
+from tests.e2e.conftest import MiB, Pages, sha256_file, sized, write_random
 from tests.e2e.flows import TIMEOUT_MS, fragment, open_link, row, saved, share
 from tests.e2e.relay import tampering_relay
 from tests.support.procs import PeaNode
@@ -151,9 +151,9 @@ def test_note_cannot_flip_the_page(pages: Pages, cluster: tuple[PeaNode, PeaNode
 
 
 @pytest.fixture(scope="module")
-def big_file(share_dir: Path) -> Iterator[Path]:
+def big_file(share_dir: Path, engine: str) -> Iterator[Path]:
     path = share_dir / "live" / "live.bin"
-    write_random(path, 96 * MiB)
+    write_random(path, sized(engine, 96 * MiB, 48 * MiB))
     yield path
 
 

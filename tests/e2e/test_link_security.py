@@ -110,7 +110,10 @@ def test_the_secret_never_reaches_the_server(
     }
     haystacks = recorded + log.items
     assert any(w == "http" for w, _ in recorded) and any(w == "ws-up" for w, _ in recorded)
-    assert any(w == "framesent" for w, _ in log.items), "Playwright saw no WebSocket frame"
+    if pages.engine == "chromium":
+        # Playwright over WebDriver BiDi reports no WebSocket frames in Firefox; the
+        # recording proxies in front of both nodes still see every frame there.
+        assert any(w == "framesent" for w, _ in log.items), "Playwright saw no WebSocket frame"
     for name, spellings in needles.items():
         for needle in spellings:
             for where, data in haystacks:

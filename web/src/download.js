@@ -5,7 +5,6 @@
 import { safeFileName, safeMime } from "./names.js";
 import { randomId } from "./util.js";
 
-export const MEMORY_WARN_BYTES = 512 << 20;
 const START_TIMEOUT_MS = 15000; // the worker answers the download's request within a second when it works
 let registration = null;
 let mode = null;

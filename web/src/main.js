@@ -1,6 +1,7 @@
 // Entry point: a URL with a secret in its fragment receives; anything else
 // is the start page, which becomes a share as soon as something is picked.
 import { fragmentOf, newShare, parseFragment, warmUp } from "./auth.js";
+import { downloadPath, memoryBudget, MEMORY_LIMIT_BYTES, missingForTransfer } from "./capabilities.js";
 import { setupDownloads } from "./download.js";
 import { Receiver } from "./receiver.js";
 import { Room } from "./room.js";
@@ -9,6 +10,7 @@ import { h } from "./ui/dom.js";
 import { acceptDrops, filesFromInput } from "./ui/pickers.js";
 import { V1_LINK_SENTENCE, receiveView } from "./ui/receive-view.js";
 import { shareView, startView } from "./ui/share-view.js";
+import { unsupportedView } from "./ui/unsupported.js";
 
 const app = document.getElementById("app");
 
@@ -47,16 +49,28 @@ function startPage() {
 
 function receivePage({ secret, commit }) {
   performance.mark("pea:start");
-  const mode = window.isSecureContext && "serviceWorker" in navigator ? "stream" : "memory";
+  const path = { ...downloadPath(), budget: MEMORY_LIMIT_BYTES };
   const room = new Room({ secret, commit });
   performance.mark("pea:keys");
   const receiver = new Receiver(room);
+  const inMemory = () => memoryBudget().then((b) => {
+    path.budget = b;
+    receiver.changed();
+  });
+  if (path.mode === "memory") inMemory();
   // The service worker starts once the sharer is reached: starting it earlier competes
   // with connecting, and the file list is what a person waits for.
-  const later = () => setupDownloads();
+  const later = () =>
+    setupDownloads().then((mode) => {
+      // Registration can fail where the API exists (some private windows): say so, with the limit.
+      if (mode === "memory" && path.mode === "stream") {
+        Object.assign(path, { mode, why: "no-sw" });
+        inMemory();
+      }
+    });
   receiver.addEventListener("update", () => receiver.files.size && later(), { once: false });
   setTimeout(later, 3000);
-  show(receiveView({ receiver, mode }));
+  show(receiveView({ receiver, path }));
   room.start();
   setTimeout(warmUp, 0);
 }
@@ -68,7 +82,10 @@ function refusedLink(title, sentence) {
 
 const fragment = location.hash.slice(1);
 const parsed = fragment ? parseFragment(fragment) : null;
-if (parsed?.version === 2) receivePage(parsed);
+// A browser that cannot take part is told so at once, before anything reaches the server.
+const missing = missingForTransfer();
+if (missing.length && (parsed?.version === 2 || !fragment)) show(unsupportedView(missing, fragment ? "receiver" : "sharer"));
+else if (parsed?.version === 2) receivePage(parsed);
 else if (parsed?.version === 1) refusedLink("This link is from an older pea", V1_LINK_SENTENCE);
 else if (fragment) refusedLink("This link is incomplete", "The part after # is not a valid pea link. Ask for the link again.");
 else startPage();

@@ -158,7 +158,15 @@ export class Receiver extends EventTarget {
       this.final = false;
       clearTimeout(this.noSharerTimer);
       this.set("connecting-peer");
-      const link = new PeerLink({ remote: from, role: "answerer", iceServers: this.room.iceServers, send: (k, p) => this.room.send(from, k, p) });
+      let link;
+      try {
+        link = new PeerLink({ remote: from, role: "answerer", iceServers: this.room.iceServers, send: (k, p) => this.room.send(from, k, p) });
+      } catch (err) {
+        // main.js checks for WebRTC first; this is for a browser that has it yet refuses here.
+        this.final = true;
+        this.set("failed", `This browser could not start a direct connection (${err.message}). Try a current Firefox, Chrome, Edge or Safari.`);
+        return;
+      }
       this.link = link;
       link.addEventListener("control", (e) => this.onControl(e.detail));
       link.addEventListener("state", (e) => {
@@ -171,7 +179,9 @@ export class Receiver extends EventTarget {
         else if (state === "failed") {
           this.final = true;
           this.abortAll(reason === "left" ? "The sharer left" : "The connection to the sharer was lost");
-          this.set(reason === "lost" ? "lost" : reason === "left" ? "sharer-left" : "no-route");
+          // "no-route" keeps the reason ("ice-failed" early, or "timeout"): the wording differs.
+          if (reason === "lost" || reason === "left") this.set(reason === "lost" ? "lost" : "sharer-left");
+          else this.set("no-route", reason);
         } else if (state === "closed") {
           this.final = true;
           this.abortAll("The sharer left");

@@ -1,9 +1,17 @@
 // The sharing side: owns the shared files and notes, and one PeerLink per
 // receiver, each served independently. Emits "update" for the view.
-import { PeerLink } from "./peer.js";
+import { CONNECT_TIMEOUT_MS, PeerLink } from "./peer.js";
 import { MANIFEST_BATCH, chunkSize } from "./transfer/protocol.js";
 import { Upload } from "./transfer/send.js";
 import { Meter } from "./util.js";
+
+// Why a receiver could not be reached, true in every engine: Firefox fails ICE within
+// seconds where no path exists ("ice-failed"), Chromium may wait out our bound ("timeout").
+const FAILED_WORDS = {
+  lost: "the direct connection was lost.",
+  "ice-failed": "no direct connection could be made: your browsers found no network path to each other (strict NAT or firewall between you; TURN relays are off by design).",
+  timeout: `no direct connection could be made within ${CONNECT_TIMEOUT_MS / 1000} s (strict NAT or firewall between you; TURN relays are off by design).`,
+};
 
 export class Sharer extends EventTarget {
   constructor(room) {
@@ -176,7 +184,7 @@ export class Sharer extends EventTarget {
       if (state === "connected") r.state = "connected";
       else if (state === "failed") {
         r.state = "failed";
-        r.detail = reason === "lost" ? "the direct connection was lost." : "no direct connection could be made (strict NAT or firewall between you; TURN relays are off by design).";
+        r.detail = FAILED_WORDS[reason] || FAILED_WORDS.timeout;
       } else if (state === "closed" && r.state === "connected") {
         r.state = "left";
       }

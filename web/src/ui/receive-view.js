@@ -1,10 +1,10 @@
 // The receiving page: connection state in words, the shared files and notes,
 // download buttons with progress, and every failure explained.
 import { CONNECT_TIMEOUT_MS } from "../peer.js";
-import { MEMORY_WARN_BYTES } from "../download.js";
 import { visible } from "../names.js";
 import { formatBytes } from "../util.js";
 import { banner, h, setText, syncList } from "./dom.js";
+import { memoryNotice } from "./unsupported.js";
 
 export const V1_LINK_SENTENCE =
   "This link was made by an older version of pea, which this page no longer accepts (it could not tell the sharer from anyone else holding the link). Nothing was downloaded: ask the sharer to share again and send you the new link.";
@@ -32,8 +32,11 @@ function statusText(rx) {
       return "The sharer left: they closed the page or lost their network. Ask them to share again.";
     case "lost":
       return "The direct connection to the sharer was lost (one of you lost the network).";
-    case "no-route":
-      return `No direct connection to the sharer within ${CONNECT_TIMEOUT_MS / 1000} s: a strict NAT or firewall is probably between you. pea never relays files through a server (TURN is off by design). Try both devices on the same network, or another network such as a phone hotspot.`;
+    case "no-route": {
+      // Some browsers (Firefox) give up at once where no network path exists; others wait for our bound.
+      const why = rx.detail === "ice-failed" ? "the two browsers found no network path to each other" : `nothing answered within ${CONNECT_TIMEOUT_MS / 1000} s`;
+      return `No direct connection to the sharer: ${why}. A strict NAT or firewall is probably between you. pea never relays files through a server (TURN is off by design). Try both devices on the same network, or another network such as a phone hotspot.`;
+    }
     case "tampered":
       return `Connection refused: tampering detected. ${rx.detail}`;
     default:
@@ -41,7 +44,11 @@ function statusText(rx) {
   }
 }
 
-export function receiveView({ receiver, mode }) {
+/**
+ * `path` says how downloads reach the disk ({mode: "stream" | "memory", why, budget}, see
+ * capabilities.js); main.js fills in `budget` and a late fallback, then asks for a render.
+ */
+export function receiveView({ receiver, path }) {
   const status = h("p", { class: "status", "data-testid": "status", role: "status", "aria-live": "polite" });
   const alerts = h("div", { class: "alerts", "aria-live": "assertive" });
   const list = h("ul", { class: "list files" });
@@ -51,20 +58,15 @@ export function receiveView({ receiver, mode }) {
   const allBar = h("progress", { max: 1, value: 0, hidden: true });
   const all = h("button", { type: "button", class: "button primary", "data-testid": "download-all", disabled: true, onclick: () => receiver.downloadAll() }, "Download all as .zip");
   const empty = h("p", { class: "muted" }, "No files yet.");
+  const memoryBox = h("div", { "data-testid": "memory-mode" });
+  let shownMemory = "";
   const root = h(
     "section",
     { class: "card receive" },
     h("h1", {}, "Files shared with you"),
     status,
     alerts,
-    mode === "memory"
-      ? banner(
-          "warn",
-          "This page is on plain HTTP, which browsers do not treat as secure: downloads are kept in memory until they are complete, so very large files can fail. To stream straight to disk, open pea over HTTPS (",
-          h("code", {}, "pea serve --tls-cert … --tls-key …"),
-          " or a reverse proxy).",
-        )
-      : null,
+    memoryBox,
     h("div", { class: "actions" }, all, allBar, allState),
     empty,
     list,
@@ -81,6 +83,11 @@ export function receiveView({ receiver, mode }) {
       const b = banner("warn", IMPOSTOR_SENTENCE);
       b.dataset.testid = "impostor";
       alerts.append(b);
+    }
+    const memory = path.mode === "memory";
+    if (memory && shownMemory !== `${path.why}:${path.budget}`) {
+      shownMemory = `${path.why}:${path.budget}`;
+      memoryBox.replaceChildren(banner("warn", ...memoryNotice(path.why, path.budget)));
     }
     setText(status, statusText(receiver));
     status.dataset.state = receiver.state;
@@ -118,11 +125,11 @@ export function receiveView({ receiver, mode }) {
         row.dataset.size = String(f.size);
         // The sharer's names are shown with every hidden character spelled out, never obeyed.
         const name = visible(f.name);
-        const path = visible(f.path);
+        const where = visible(f.path);
         setText(row.querySelector(".name"), name.text);
-        setText(row.querySelector(".path"), f.path !== f.name ? path.text : "");
-        row.querySelector(".hidden-chars").hidden = !(name.hidden || path.hidden);
-        row.classList.toggle("suspicious", name.hidden || path.hidden);
+        setText(row.querySelector(".path"), f.path !== f.name ? where.text : "");
+        row.querySelector(".hidden-chars").hidden = !(name.hidden || where.hidden);
+        row.classList.toggle("suspicious", name.hidden || where.hidden);
         setText(row.querySelector(".meta"), formatBytes(f.size));
         const btn = row.querySelector("button");
         btn.setAttribute("aria-label", `Download ${name.text}`);
@@ -138,7 +145,7 @@ export function receiveView({ receiver, mode }) {
         if (d?.error) detail = `Failed: ${d.error}`;
         else if (d?.done) detail = "Saved and verified (SHA-256).";
         else if (d) detail = d.meter.describe();
-        else if (mode === "memory" && f.size > MEMORY_WARN_BYTES) detail = "Large file: on plain HTTP it is held in memory until complete.";
+        else if (memory && f.size > path.budget) detail = `Too large for this browser to keep in memory (about ${formatBytes(path.budget)}): it will probably fail here. See above for a way to stream it instead.`;
         setText(row.querySelector(".detail"), detail);
         row.classList.toggle("failed", !!d?.error);
       },

@@ -6,8 +6,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pea.bus import Deliver, Envelope, JoinResult, OnReconnect, info_name
+
+if TYPE_CHECKING:
+    from pea.tasks import Supervisor
 
 
 @dataclass
@@ -63,7 +67,10 @@ class MemoryBus:
     def reconnects(self) -> int:
         return 0
 
-    async def start(self, deliver: Deliver, on_reconnect: OnReconnect) -> None:
+    async def start(
+        self, deliver: Deliver, on_reconnect: OnReconnect, tasks: Supervisor | None = None
+    ) -> None:
+        # No task of its own: everything happens in the callers' tasks.
         self._deliver = deliver
 
     async def close(self) -> None:

@@ -54,6 +54,8 @@ async def readyz(request: Request) -> Response:
         "bus": "connected" if node.bus.healthy else "disconnected",
         "draining": node.draining,
     }
+    if node.not_ready_reason is not None:
+        body["reason"] = node.not_ready_reason
     return JSONResponse(body, status_code=200 if node.ready else 503)
 
 

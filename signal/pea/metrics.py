@@ -48,6 +48,12 @@ class Metrics:
         )
         self.bus_healthy = Gauge("pea_bus_healthy", "1 while the bus is connected.", registry=r)
         self.draining = Gauge("pea_draining", "1 while the node is draining.", registry=r)
+        self.task_failures = Counter(
+            "pea_task_failures",
+            "Unexpected failures of the node's long-running tasks (each is restarted), by task.",
+            ["task"],
+            registry=r,
+        )
         self.dropped_slow = Counter(
             "pea_slow_consumers_dropped", "Connections dropped for not reading.", registry=r
         )

@@ -37,6 +37,7 @@ from pea.protocol import (
     welcome_frame,
 )
 from pea.resume import ResumeSigner
+from pea.tasks import Supervisor
 
 log = logging.getLogger("pea.node")
 
@@ -69,6 +70,7 @@ class Node:
         self._view_checked: dict[str, float] = {}
         self._subscribed: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self.tasks = Supervisor(self.metrics.task_failures)
         self._config = {
             "ice_servers": settings.ice_servers,
             "max_frame_bytes": settings.max_frame_bytes,
@@ -78,8 +80,8 @@ class Node:
     # -- lifecycle ----------------------------------------------------------
 
     async def start(self) -> None:
-        await self.bus.start(self.deliver, self._resync)
-        self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="pea-heartbeat"))
+        await self.bus.start(self.deliver, self._resync, self.tasks)
+        self._tasks.append(self.tasks.start("heartbeat", self._heartbeat_loop))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -91,7 +93,19 @@ class Node:
 
     @property
     def ready(self) -> bool:
-        return self.bus.healthy and not self.draining
+        return self.not_ready_reason is None
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        if self.draining:
+            return "draining"
+        if not self.bus.healthy:
+            return "bus disconnected"
+        broken = self.tasks.broken
+        if broken:
+            task, error = next(iter(broken.items()))
+            return f"task {task} keeps failing: {error}"
+        return None
 
     def accepting(self) -> bool:
         return len(self.connections) < self.settings.max_connections
@@ -346,6 +360,8 @@ class Node:
             await self.bus.heartbeat({}, upsert=upsert)
 
     async def _heartbeat_loop(self) -> None:
+        # Runs under the task supervisor: an unexpected failure is logged, counted
+        # and the loop restarted, instead of presence silently never refreshing.
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
             self.metrics.bus_healthy.set(1 if self.bus.healthy else 0)
@@ -356,8 +372,6 @@ class Node:
                 await self._refresh_presence()
             except BusUnavailable as exc:
                 log.info("heartbeat skipped, bus unavailable: %s", exc)
-            except Exception:
-                log.exception("heartbeat failed")
 
     async def _resync(self) -> None:
         """After the bus reconnects: restore our members (Redis may have lost them),

@@ -15,6 +15,7 @@ from fakeredis.aioredis import FakeAsyncRedisConnection
 from pea.bus import Bus, Envelope, member_info
 from pea.bus.memory import MemoryBroker, MemoryBus
 from pea.bus.redis import RedisBus
+from pea.protocol import ProtocolError
 
 ROOM = "room-cccccccccccccccccccc"
 LEASE = 0.3
@@ -194,3 +195,14 @@ async def test_messages_keep_their_order_and_stop_after_unsubscribe(nodes: Any) 
     await a.bus.publish(ROOM, Envelope.signal("p2", 0, "late"))
     await settle()
     assert len(b.got) == 300
+
+
+async def test_an_unencodable_message_fails_alone(nodes: Any) -> None:
+    a, b = await nodes(), await nodes()
+    await b.bus.subscribe(ROOM)
+    with pytest.raises(ProtocolError) as info:
+        await a.bus.publish(ROOM, Envelope.signal("p2", 0, '"\ud800"'))
+    assert info.value.code == "bad-message"
+    await a.bus.publish(ROOM, Envelope.signal("p2", 0, '"after"'))
+    await eventually(lambda: len(b.got) == 1)
+    assert Envelope.parse(b.got[0][1]).rest == '"after"'

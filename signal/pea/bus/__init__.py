@@ -26,7 +26,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from pea.tasks import Supervisor
 
 Deliver = Callable[[str, str], None]
 """Called with (room, envelope) for every message on a subscribed room's channel."""
@@ -47,7 +50,9 @@ class JoinResult:
 
 
 def member_info(name: str | None, node: str) -> str:
-    return json.dumps({"name": name, "node": node}, separators=(",", ":"), ensure_ascii=False)
+    # ASCII: whatever the name holds, the info can be sent to Redis; one bad info
+    # in a node's heartbeat would stop it refreshing every room's presence.
+    return json.dumps({"name": name, "node": node}, separators=(",", ":"))
 
 
 def info_name(info: str) -> str | None:
@@ -109,7 +114,11 @@ class Bus(Protocol):
     @property
     def reconnects(self) -> int: ...
 
-    async def start(self, deliver: Deliver, on_reconnect: OnReconnect) -> None: ...
+    async def start(
+        self, deliver: Deliver, on_reconnect: OnReconnect, tasks: Supervisor | None = None
+    ) -> None:
+        """Start delivering; long-running tasks run under `tasks` (a private
+        supervisor if None), so their failures are logged, counted and restarted."""
 
     async def close(self) -> None: ...
 
@@ -132,7 +141,9 @@ class Bus(Protocol):
 
     async def away(self, room: str, peer: str) -> None: ...
 
-    async def publish(self, room: str, envelope: str) -> None: ...
+    async def publish(self, room: str, envelope: str) -> None:
+        """Queue an envelope for the room's channel. An envelope that cannot be
+        encoded as UTF-8 raises ProtocolError `bad-message`, failing only itself."""
 
     async def heartbeat(self, rooms: dict[str, dict[str, str]], upsert: bool = False) -> None:
         """Refresh this node's live members (room → peer → info) and reap expired ones.

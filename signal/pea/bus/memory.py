@@ -6,8 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pea.bus import Deliver, Envelope, JoinResult, OnReconnect, info_name
+from pea.protocol import ProtocolError
+
+if TYPE_CHECKING:
+    from pea.tasks import Supervisor
 
 
 @dataclass
@@ -63,7 +68,10 @@ class MemoryBus:
     def reconnects(self) -> int:
         return 0
 
-    async def start(self, deliver: Deliver, on_reconnect: OnReconnect) -> None:
+    async def start(
+        self, deliver: Deliver, on_reconnect: OnReconnect, tasks: Supervisor | None = None
+    ) -> None:
+        # No task of its own: everything happens in the callers' tasks.
         self._deliver = deliver
 
     async def close(self) -> None:
@@ -128,6 +136,15 @@ class MemoryBus:
             state.deadline[peer] = self._clock() + self._grace
 
     async def publish(self, room: str, envelope: str) -> None:
+        # The same contract as the Redis bus, which must encode: nothing that
+        # could not cross a real bus is delivered here either.
+        if not envelope.isascii():
+            try:
+                envelope.encode()
+            except UnicodeEncodeError:
+                raise ProtocolError(
+                    "bad-message", "The message cannot be relayed: it is not valid Unicode."
+                ) from None
         self._broker.publish(room, envelope)
 
     async def heartbeat(self, rooms: dict[str, dict[str, str]], upsert: bool = False) -> None:

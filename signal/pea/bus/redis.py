@@ -27,6 +27,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from pea.bus import BusUnavailable, Deliver, JoinResult, OnReconnect, info_name
+from pea.protocol import ProtocolError
+from pea.tasks import Supervisor
 
 log = logging.getLogger("pea.bus")
 
@@ -145,17 +147,20 @@ def _pairs(flat: list[str]) -> dict[str, str]:
 
 class _Publisher:
     """One connection, auto-pipelined: everything queued while a batch is in flight
-    goes out in the next batch, in queue order, which keeps per-sender order."""
+    goes out in the next batch, in queue order, which keeps per-sender order.
+
+    Messages are queued already encoded, so nothing in a batch can fail to encode
+    and take the batch (or, before supervision, the whole publisher) down with it."""
 
     def __init__(self, client: aioredis.Redis, max_batch: int = 1024, max_queue: int = 50000):
         self._client = client
-        self._queue: asyncio.Queue[tuple[str, str] | asyncio.Future[None]] = asyncio.Queue(
+        self._queue: asyncio.Queue[tuple[bytes, bytes] | asyncio.Future[None]] = asyncio.Queue(
             max_queue
         )
         self._max_batch = max_batch
         self.lost = 0
 
-    async def put(self, channel: str, message: str) -> None:
+    async def put(self, channel: bytes, message: bytes) -> None:
         item = (channel, message)
         try:
             self._queue.put_nowait(item)
@@ -173,19 +178,29 @@ class _Publisher:
             batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            messages = [item for item in batch if isinstance(item, tuple)]
-            if messages:
-                try:
-                    async with self._client.pipeline(transaction=False) as pipe:
-                        for channel, message in messages:
-                            pipe.publish(channel, message)
-                        await pipe.execute()
-                except _REDIS_ERRORS as exc:
-                    self.lost += len(messages)
-                    log.warning("bus publish failed, %d messages lost: %s", len(messages), exc)
-            for item in batch:
-                if isinstance(item, asyncio.Future) and not item.done():
-                    item.set_result(None)
+            try:
+                await self._send([item for item in batch if isinstance(item, tuple)])
+            finally:
+                # Even when the batch failed unexpectedly: a `leave` waiting on a
+                # barrier must not wait for a batch that will never go out.
+                for item in batch:
+                    if isinstance(item, asyncio.Future) and not item.done():
+                        item.set_result(None)
+
+    async def _send(self, messages: list[tuple[bytes, bytes]]) -> None:
+        if not messages:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for channel, message in messages:
+                    pipe.publish(channel, message)
+                await pipe.execute()
+        except _REDIS_ERRORS as exc:
+            self.lost += len(messages)
+            log.warning("bus publish failed, %d messages lost: %s", len(messages), exc)
+        except Exception:
+            self.lost += len(messages)  # and the supervisor logs and restarts `run`
+            raise
 
 
 class RedisBus:
@@ -258,6 +273,7 @@ class RedisBus:
         self._deliver: Deliver | None = None
         self._on_reconnect: OnReconnect | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._supervisor = Supervisor()
         self._first_connect = asyncio.Event()
 
     @property
@@ -268,12 +284,16 @@ class RedisBus:
     def reconnects(self) -> int:
         return self._reconnects
 
-    async def start(self, deliver: Deliver, on_reconnect: OnReconnect) -> None:
+    async def start(
+        self, deliver: Deliver, on_reconnect: OnReconnect, tasks: Supervisor | None = None
+    ) -> None:
         self._deliver = deliver
         self._on_reconnect = on_reconnect
+        if tasks is not None:
+            self._supervisor = tasks
         self._tasks = [
-            asyncio.create_task(self._supervise(), name="pea-bus-listener"),
-            asyncio.create_task(self._publisher.run(), name="pea-bus-publisher"),
+            self._supervisor.start("bus-listener", self._supervise),
+            self._supervisor.start("bus-publisher", self._publisher.run),
         ]
         # Start serving even if Redis is down: readiness says so and joins get
         # `unavailable` until the listener connects.
@@ -294,6 +314,9 @@ class RedisBus:
     # -- listener ---------------------------------------------------------
 
     async def _supervise(self) -> None:
+        """Keep the subscriber connected. Redis errors are expected and handled
+        here; anything else propagates to the task supervisor, which logs it,
+        counts it and runs this again."""
         backoff = 0.1
         while True:
             connected_at: float | None = None
@@ -302,15 +325,11 @@ class RedisBus:
                 await self._connect(pubsub)
                 connected_at = time.monotonic()
                 await self._listen(pubsub)
-            except asyncio.CancelledError:
-                await self._drop(pubsub)
-                raise
             except _REDIS_ERRORS as exc:
                 level = logging.WARNING if connected_at or not self._reconnects else logging.DEBUG
                 log.log(level, "bus connection lost: %s; reconnecting", exc or type(exc).__name__)
-            except Exception:
-                log.exception("bus listener failed; reconnecting")
-            await self._drop(pubsub)
+            finally:
+                await self._drop(pubsub)
             if connected_at is not None and time.monotonic() - connected_at > 10:
                 backoff = 0.1
             await asyncio.sleep(backoff * (0.5 + random.random()))
@@ -343,9 +362,7 @@ class RedisBus:
             self._reconnects += 1
             log.warning("bus reconnected to Redis; %d rooms resubscribed", len(self._rooms))
             if self._on_reconnect is not None:
-                task = asyncio.create_task(self._on_reconnect())
-                task.add_done_callback(_log_failure)
-                self._tasks.append(task)
+                self._tasks.append(self._supervisor.once("bus-resync", self._on_reconnect()))
 
     async def _listen(self, pubsub: Any) -> None:
         assert self._deliver is not None
@@ -461,7 +478,15 @@ class RedisBus:
     async def publish(self, room: str, envelope: str) -> None:
         if not self._healthy:
             raise BusUnavailable("bus not connected")
-        await self._publisher.put(_channel(room), envelope)
+        # Encoded here rather than by redis-py in the publisher, so one message
+        # that cannot be encoded fails alone, and its sender hears of it.
+        try:
+            message = envelope.encode()
+        except UnicodeEncodeError:
+            raise ProtocolError(
+                "bad-message", "The message cannot be relayed: it is not valid Unicode."
+            ) from None
+        await self._publisher.put(_channel(room).encode(), message)
 
     async def heartbeat(self, rooms: dict[str, dict[str, str]], upsert: bool = False) -> None:
         items = list(rooms.items())
@@ -484,8 +509,3 @@ class RedisBus:
         except _REDIS_ERRORS as exc:
             raise BusUnavailable(str(exc)) from None
         return {p: info_name(i) for p, i in _pairs(flat).items()}
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("bus resync failed: %s", task.exception())

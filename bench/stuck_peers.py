@@ -53,7 +53,7 @@ def rss_mib(pid: int) -> float:
 
 
 def metric(node: PeaNode, name: str) -> float:
-    with urllib.request.urlopen(node.url + "/metrics", timeout=5) as resp:
+    with urllib.request.urlopen(node.metrics_url, timeout=5) as resp:
         for line in resp.read().decode().splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[1])
@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=24, help="60 kB signals sent to each")
     parser.add_argument("--within", type=float, default=60, help="bound on every wait, seconds")
     args = parser.parse_args()
-    with pea_node(resume_grace="1") as node:
+    with pea_node(resume_grace="1", max_connections_per_client="0") as node:
         result = asyncio.run(measure(node, args.count, args.wave, args.frames, args.within))
     print(json.dumps(asdict(result), indent=2))
 

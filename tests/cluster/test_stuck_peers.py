@@ -29,7 +29,7 @@ SIGNAL_DATA = "x" * 30_000
 
 
 def metric(node: PeaNode, name: str) -> float:
-    with urllib.request.urlopen(node.url + "/metrics", timeout=5) as resp:
+    with urllib.request.urlopen(node.metrics_url, timeout=5) as resp:
         for line in resp.read().decode().splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[1])
@@ -254,7 +254,7 @@ async def test_memory_comes_back_after_a_thousand_stuck_peers() -> None:
     is the allocator keeping about one wave's worth of freed memory (30-60 MiB)."""
     from bench.stuck_peers import measure
 
-    with pea_node(resume_grace="1") as node:
+    with pea_node(resume_grace="1", max_connections_per_client="0") as node:
         result = await measure(node, count=1000, wave=100, frames=24, within=30)
     print(result)
     assert result.reset == 1000

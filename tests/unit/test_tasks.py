@@ -15,6 +15,7 @@ from fakeredis.aioredis import FakeAsyncRedisConnection
 from starlette.testclient import TestClient
 
 import pea.tasks
+from pea.app import create_metrics_app
 from pea.bus import Envelope
 from pea.bus.redis import RedisBus
 from pea.metrics import Metrics
@@ -199,7 +200,7 @@ def test_a_heartbeat_failure_is_logged_counted_and_presence_goes_on(
         ann.quiet()
         assert calls >= 3
     assert "injected heartbeat failure" in caplog.text and "Traceback" in caplog.text
-    metrics = client.get("/metrics").text
+    metrics = TestClient(create_metrics_app(node)).get("/metrics").text
     assert 'pea_task_failures_total{task="heartbeat"} 1.0' in metrics
 
 

@@ -9,6 +9,7 @@ publisher, subscriber or heartbeat for everybody else.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -128,11 +129,15 @@ CASES = [
 ]
 
 
+# The fuzzer sends faster than a person: the rate limit is not under test here.
+NODE_SETTINGS = {"max_frame_bytes": str(MAX_FRAME), "rate_per_second": "5000", "rate_burst": "5000"}
+
+
 @pytest.fixture
 def big_frames(redis: RedisServer) -> Iterator[tuple[PeaNode, PeaNode]]:
     with (
-        pea_node(redis.url, max_frame_bytes=str(MAX_FRAME)) as a,
-        pea_node(redis.url, max_frame_bytes=str(MAX_FRAME)) as b,
+        pea_node(redis.url, **NODE_SETTINGS) as a,
+        pea_node(redis.url, **NODE_SETTINGS) as b,
     ):
         yield a, b
 
@@ -157,21 +162,26 @@ async def check_other_room(a: PeaNode, b: PeaNode, ann: Client, bob: Client, aft
         raise AssertionError(f"the other room stopped working after {after}: {exc!r}") from exc
 
 
-async def test_hostile_frames_across_nodes_harm_nobody_else(
-    big_frames: tuple[PeaNode, PeaNode],
-) -> None:
-    a, b = big_frames
+async def two_rooms(a: PeaNode, b: PeaNode) -> tuple[Client, Client, Client, Client]:
+    """Ann (A) and Bob (B) in a room of their own; Eve (A) and Tom (B) in ROOM_H."""
     ann, bob = await Client.open(a.ws_url), await Client.open(b.ws_url)
     await ann.join(new_room())
     await bob.join(ann.welcome["room"])
     await ann.expect("peer-joined")
     await check_other_room(a, b, ann, bob, "nothing")
-
     eve, tom = await Client.open(a.ws_url), await Client.open(b.ws_url)
     await tom.join(ROOM_H)
     await eve.join(ROOM_H)
     await tom.expect("peer-joined")
     assert tom.id is not None
+    return ann, bob, eve, tom
+
+
+async def test_hostile_frames_across_nodes_harm_nobody_else(
+    big_frames: tuple[PeaNode, PeaNode],
+) -> None:
+    a, b = big_frames
+    ann, bob, eve, tom = await two_rooms(a, b)
 
     for case in CASES:
         sender = await Client.open(a.ws_url) if case.join else eve
@@ -189,3 +199,58 @@ async def test_hostile_frames_across_nodes_harm_nobody_else(
             await sender.close()
         await tom.quiet()  # the target got nothing from a refused frame
         await check_other_room(a, b, ann, bob, case.label)
+
+
+# Atoms of random `data`: each refused one makes the whole frame `bad-message`;
+# a lone surrogate does too unless a later duplicate key drops it while parsing.
+REFUSED = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1" * 5000]
+SURROGATE = [r'"\ud800"', r'"x\udfffy"', r'"\ude00\ud83d"']
+FINE = [
+    '"ok"',
+    "null",
+    "true",
+    "-12",
+    "1e308",
+    r'"\ud83d\ude00"',
+    r'"\\ud800"',
+    '"' + "x" * 500 + '"',
+]
+KEYS = ['"a"', '"sdp"', r'"\ud800"', r'"k\udc00"']
+
+
+def random_data(rng: random.Random, depth: int = 0) -> str:
+    roll = rng.random()
+    if depth >= 4 or roll < 0.5:
+        return rng.choice(rng.choice([REFUSED, SURROGATE, FINE, FINE]))
+    items = [random_data(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    if roll < 0.75:
+        return "[" + ",".join(items) + "]"
+    return "{" + ",".join(f"{rng.choice(KEYS)}:{item}" for item in items) + "}"
+
+
+async def test_random_hostile_data_across_nodes_is_refused_or_relayed_intact(
+    big_frames: tuple[PeaNode, PeaNode],
+) -> None:
+    a, b = big_frames
+    ann, bob, eve, tom = await two_rooms(a, b)
+    assert tom.id is not None
+    rng = random.Random(20261126)
+    for i in range(300):
+        data = random_data(rng)
+        await eve.ws.send(signal(tom.id, data))
+        await eve.send({"type": "ping"})
+        answer = await eve.recv(timeout=10)
+        if answer["type"] == "error":
+            assert answer["code"] == "bad-message", (data, answer)
+            await eve.expect("pong")
+        else:
+            assert answer == {"type": "pong"}, (data, answer)
+            assert not any(atom in data for atom in REFUSED), data
+            got = await tom.expect("signal", timeout=10)
+            # arrived as strict UTF-8 JSON: it re-encodes without a lone surrogate
+            json.dumps(got["data"], ensure_ascii=False, allow_nan=False).encode()
+        if i % 50 == 49:
+            await tom.quiet()
+            await check_other_room(a, b, ann, bob, f"random frame {i}: {data[:200]}")
+    await tom.quiet()
+    await check_other_room(a, b, ann, bob, "300 random frames")

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from pea.protocol import Leave, Ping, ProtocolError, parse
+from pea.protocol import Join, Leave, Ping, ProtocolError, Signal, encode_data, parse
 from tests.unit.conftest import OTHER_ROOM, ROOM, peers_of
 
 ERROR_CODES = {
@@ -35,6 +35,40 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
+# What a hostile client can put in a frame that a well-behaved one never does:
+# lone surrogates (json.dumps escapes them, as a client would have to), NaN and
+# infinities, numbers out of range, deep nesting.
+surrogates = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+hostile_text = st.text(alphabet=st.characters() | surrogates, max_size=20)
+hostile_values = st.recursive(
+    st.none() | st.integers() | st.floats() | hostile_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(hostile_text, inner, max_size=4),
+    max_leaves=12,
+)
+raw_numbers = st.sampled_from(
+    ["1e400", "-1e400", "1" * 5000, "-" + "9" * 4301, "NaN", "Infinity", "-Infinity", "1e308"]
+)
+hostile_frames = st.one_of(
+    st.tuples(
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["join", "signal", "leave", "ping"])},
+            optional={
+                "room": hostile_text,
+                "name": hostile_text,
+                "resume": hostile_text,
+                "to": hostile_text,
+                "data": hostile_values,
+            },
+        ),
+        st.dictionaries(hostile_text, hostile_values, max_size=2),  # extra fields
+    ).map(lambda parts: json.dumps({**parts[1], **parts[0]})),
+    st.tuples(raw_numbers, st.integers(0, 3)).map(
+        lambda n: '{"type":"signal","to":"x","data":' + "[" * n[1] + n[0] + "]" * n[1] + "}"
+    ),
+    st.integers(900, 1100).map(
+        lambda d: '{"type":"signal","to":"x","data":' + "[" * d + "]" * d + "}"
+    ),
+)
 rooms = st.sampled_from([ROOM, "short", "x" * 70, "bad room with spaces", ""]) | st.text(
     max_size=70
 )
@@ -52,6 +86,7 @@ frames = st.one_of(
             "data": json_values,
         },
     ).map(json.dumps),
+    hostile_frames,
 )
 
 
@@ -65,7 +100,7 @@ def _parsed(frame: Any) -> Any:
 
 
 def test_random_frames_are_answered_per_protocol(make_client: Callable[..., TestClient]) -> None:
-    client = make_client(rate_per_second=100000, rate_burst=100000, max_frame_bytes=4096)
+    client = make_client(rate_per_second=100000, rate_burst=100000, max_frame_bytes=16384)
     with peers_of(client) as connect:
         ann, bob = connect(), connect()
         ann.join(room=OTHER_ROOM)
@@ -110,3 +145,36 @@ def test_random_frames_are_answered_per_protocol(make_client: Callable[..., Test
         bob.send({"type": "signal", "to": ann.id, "data": "unharmed"})
         assert ann.expect("signal")["data"] == "unharmed"
         ann.quiet()
+
+
+def _strict_loads(text: str) -> Any:
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile_frames | frames.filter(lambda f: isinstance(f, str)))
+def test_whatever_parses_can_be_relayed(frame: str) -> None:
+    """The invariant `parse` keeps: every string it lets through encodes as UTF-8
+    (for Redis and the WebSocket), and `data` re-encodes as strict JSON equal to
+    what was sent."""
+    try:
+        message = parse(frame)
+    except ProtocolError as exc:
+        assert exc.code in ("bad-json", "bad-message", "bad-room")
+        return
+    if isinstance(message, Signal):
+        message.to.encode()
+        try:
+            relayed = encode_data(message.data)
+        except ProtocolError as exc:
+            assert exc.code == "bad-message"  # too deep to encode again
+            return
+        assert _strict_loads(relayed.encode().decode()) == message.data
+    elif isinstance(message, Join):
+        message.room.encode()
+        for text in (message.name, message.resume):
+            if text is not None:
+                text.encode()

@@ -14,7 +14,7 @@ import psutil
 import pytest
 import websockets
 
-from tests.cluster.conftest import Client, new_room
+from tests.support.client import Client, handshake_request, new_room
 from tests.support.procs import PeaNode, pea_node
 
 pytestmark = pytest.mark.cluster
@@ -22,18 +22,8 @@ pytestmark = pytest.mark.cluster
 MiB = 1 << 20
 
 
-def handshake(host: str, origin: str | None = None, extra: str = "") -> bytes:
-    lines = [
-        "GET /ws HTTP/1.1",
-        f"Host: {host}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-        "Sec-WebSocket-Version: 13",
-    ]
-    if origin:
-        lines.append(f"Origin: {origin}")
-    return ("\r\n".join(lines) + "\r\n" + extra + "\r\n").encode()
+def handshake(host: str, origin: str) -> bytes:
+    return handshake_request(host, extra=f"Origin: {origin}\r\n")
 
 
 def status_of(port: int, request: bytes, timeout: float = 5) -> bytes:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import os
-import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -17,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from deploy.cluster.run import Cluster, cluster, free_port, http_status, wait_until
-from websockets.asyncio.client import connect
+
+from deploy.cluster.run import Cluster, cluster
+from tests.support.client import Client, new_room
+from tests.support.procs import free_port, http_status, wait_for
 
 from .helpers import ROOT
 
@@ -31,19 +29,6 @@ def three() -> Iterator[Cluster]:
         yield c
 
 
-def metric(url: str, name: str) -> float:
-    """`url` is a node's metrics_url (its own port, not the public one)."""
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        text = resp.read().decode()
-    match = re.search(rf"^{name} ([0-9.e+]+)$", text, flags=re.M)
-    assert match, f"{name} not in {url}"
-    return float(match.group(1))
-
-
-def room() -> str:
-    return secrets.token_urlsafe(16)
-
-
 def test_serves_through_nginx(three: Cluster) -> None:
     assert [http_status(three.url + "/readyz") for _ in range(6)] == [200] * 6
     assert http_status(three.url + "/healthz") == 200
@@ -54,32 +39,24 @@ def test_serves_through_nginx(three: Cluster) -> None:
 
 async def test_round_robin_websockets_and_relay_across_nodes(three: Cluster) -> None:
     """30 WebSockets through nginx land on all three nodes, and peers meet across them."""
-    rid = room()
-    async with contextlib.AsyncExitStack() as stack:
-        sockets = []
-        for _ in range(30):
-            ws = await stack.enter_async_context(connect(three.ws_url, open_timeout=5))
-            sockets.append(ws)
-        counts = [metric(n.metrics_url, "pea_connections") for n in three.nodes]
+    rid = new_room()
+    clients = [await Client.open(three.ws_url, timeout=5) for _ in range(30)]
+    try:
+        counts = [n.metric("pea_connections") for n in three.nodes]
         assert sum(counts) == 30, counts
         assert all(c >= 5 for c in counts), f"round robin, no stickiness: {counts}"
         # Every peer joins one room; the last one's welcome lists all the others,
         # although they sit on three different nodes.
-        ids = []
-        for ws in sockets[:12]:
-            await ws.send(json.dumps({"type": "join", "room": rid}))
-            while True:
-                msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
-                if msg["type"] == "welcome":
-                    ids.append(msg["peer"])
-                    break
-        first, last = sockets[0], sockets[11]
-        await last.send(json.dumps({"type": "signal", "to": ids[0], "data": {"n": 1}}))
-        while True:
-            msg = json.loads(await asyncio.wait_for(first.recv(), 5))
-            if msg["type"] == "signal":
-                assert msg == {"type": "signal", "from": ids[11], "data": {"n": 1}}
-                break
+        for c in clients[:12]:
+            await c.join(rid)
+        first, last = clients[0], clients[11]
+        assert first.id is not None
+        await last.signal(first.id, {"n": 1})
+        got = await first.wait_for("signal", timeout=5)
+        assert got == {"type": "signal", "from": last.id, "data": {"n": 1}}
+    finally:
+        for c in clients:
+            await c.close()
 
 
 def test_node_restart_keeps_serving(three: Cluster) -> None:
@@ -95,8 +72,7 @@ def test_node_restart_keeps_serving(three: Cluster) -> None:
     assert node.proc is not None and node.proc.returncode == 0, node.log_text()[-2000:]
     statuses += [http_status(three.url + "/healthz", timeout=2) for _ in range(10)]
     assert set(statuses) == {200}, statuses
-    node.spawn()
-    node.wait_ready(30)
+    node.start()
 
 
 def test_cli_starts_and_ctrl_c_stops_everything() -> None:
@@ -113,7 +89,7 @@ def test_cli_starts_and_ctrl_c_stops_everything() -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: http_status(url + "/readyz") == 200, 40, "make cluster")
+        wait_for(lambda: http_status(url + "/readyz") == 200, 40, "make cluster")
         children = _children(proc.pid)
         names = sorted(Path(f"/proc/{pid}/comm").read_text().strip() for pid in children)
         assert names.count("nginx") >= 1 and names.count("redis-server") == 1, names

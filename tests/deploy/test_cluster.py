@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
+import psutil
 import pytest
 
 from deploy.cluster.run import Cluster, cluster
 from tests.support.client import Client, new_room
-from tests.support.procs import free_port, http_status, wait_for
+from tests.support.procs import Proc, free_port, http_status, wait_for
 
 from .helpers import ROOT
 
@@ -78,49 +75,24 @@ def test_node_restart_keeps_serving(three: Cluster) -> None:
 def test_cli_starts_and_ctrl_c_stops_everything() -> None:
     """`python -m deploy.cluster.run` (what make cluster runs), then SIGINT: all children gone."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "deploy.cluster.run", "--port", str(port), "--drain-timeout", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    argv = [sys.executable, "-m", "deploy.cluster.run", "--port", str(port), "--drain-timeout", "2"]
+    proc = Proc("make-cluster", argv, env={"PYTHONPATH": str(ROOT)})
+    proc.start()
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_status(url + "/readyz") == 200, 40, "make cluster")
-        children = _children(proc.pid)
-        names = sorted(Path(f"/proc/{pid}/comm").read_text().strip() for pid in children)
+        children = psutil.Process(proc.pid).children()
+        names = sorted(c.name() for c in children)
         assert names.count("nginx") >= 1 and names.count("redis-server") == 1, names
         assert sum(1 for n in names if n.startswith("pea")) == 3, names
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        code = proc.stop(30, signal.SIGINT)
+        out = proc.log_text()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
-    assert proc.returncode == 0, out
+        proc.stop(10, signal.SIGKILL)
+        proc.remove_log()
+    assert code == 0, out
     assert "pea cluster ready: open http://127.0.0.1:" in out
     assert "cluster stopped" in out
-    alive = [pid for pid in children if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+    alive = [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert not alive, f"left running: {alive}"
     assert http_status(url + "/healthz") is None
-
-
-def _children(pid: int) -> list[int]:
-    """Direct children of pid (they run in sessions of their own)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                stat = (entry / "stat").read_text()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(entry.name))
-    return out
-
-
-def _zombie(pid: int) -> bool:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    return False

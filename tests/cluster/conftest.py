@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.support.client import Client
 from tests.support.procs import PeaNode, RedisServer, pea_node, redis_server
 
 
@@ -19,3 +20,10 @@ def redis() -> Iterator[RedisServer]:
 def two_nodes(redis: RedisServer) -> Iterator[tuple[PeaNode, PeaNode]]:
     with pea_node(redis.url) as a, pea_node(redis.url) as b:
         yield a, b
+
+
+@pytest.fixture(autouse=True)
+async def close_clients() -> AsyncIterator[None]:
+    """Every protocol client a test leaves open is dropped after it (warnings are errors)."""
+    yield
+    await Client.close_all()

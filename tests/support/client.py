@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import secrets
 import struct
-from typing import Any
+from typing import Any, ClassVar
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -71,10 +72,23 @@ def check_error(frame: Frame, code: str) -> Frame:
 class Client:
     """A protocol client over a real WebSocket; every wait has a timeout."""
 
+    unclosed: ClassVar[set[Client]] = set()
+    """Clients not closed yet: `close_all` ends them after a test (no socket leaks)."""
+
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.id: str | None = None
         self.welcome: Frame = {}
+        Client.unclosed.add(self)
+
+    @classmethod
+    async def close_all(cls, timeout: float = 5) -> None:
+        """Drop every client still open, without a closing handshake."""
+        while cls.unclosed:
+            client = cls.unclosed.pop()
+            client.abort()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.ws.wait_closed(), timeout)
 
     @classmethod
     async def open(cls, url: str, timeout: float = 10, **options: Any) -> Client:
@@ -130,6 +144,7 @@ class Client:
         self.ws.transport.abort()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
+        Client.unclosed.discard(self)
         await self.ws.close(code, reason)
 
 

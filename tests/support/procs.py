@@ -71,6 +71,7 @@ def http_status(url: str, timeout: float = 1.0) -> int | None:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
+        exc.close()  # an error response holds its socket until closed
         return int(exc.code)
     except (OSError, ValueError):
         return None

@@ -179,6 +179,8 @@ class Impostor:
         except BaseException as e:  # reported by stop(), not lost in a thread
             self.error = e
             self._joined.set()
+        finally:
+            self._loop.close()
 
     def start(self) -> None:
         self._thread.start()
@@ -186,7 +188,7 @@ class Impostor:
             raise RuntimeError(f"impostor did not join: {self.error!r}")
 
     def stop(self) -> None:
-        if self._stop is not None:
+        if self._stop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
         assert self.error is None, f"impostor failed: {self.error!r}"

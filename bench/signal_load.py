@@ -28,7 +28,6 @@ import resource
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -52,7 +51,7 @@ from tests.support.client import (
     handshake_response,
     join_frame,
 )
-from tests.support.procs import PeaNode, redis_server
+from tests.support.procs import PeaNode, Proc, redis_server
 
 SECRET = "bench-secret-" + secrets.token_hex(16)
 # A realistic trickled ICE candidate: most signalling frames look like this.
@@ -638,7 +637,7 @@ def run_setup(
 
         # Throughput: closed loop, node CPU per relayed signal.
         pairs = split(min(args.pairs, pairs_done), workers)
-        prof: list[subprocess.Popen[bytes]] = []
+        prof: list[Proc] = []
         if args.profile:
             prof = start_profilers(args, label, node_list, res)
         per = [
@@ -665,8 +664,8 @@ def run_setup(
         res.paced_lost = sent - len(lat)
         res.paced = per_signal(cpu, len(lat))
         for p in prof:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(30)
+            p.reap(30)  # it stops by itself after --duration; killed if it does not
+            p.remove_log()
         if lat:
             res.p50_ms = pct(lat, 0.50) / 1e6
             res.p99_ms = pct(lat, 0.99) / 1e6
@@ -693,7 +692,7 @@ def pct(sorted_values: list[int], q: float) -> float:
 
 def start_profilers(
     args: argparse.Namespace, label: str, node_list: list[NodeProc], res: Result
-) -> list[subprocess.Popen[bytes]]:
+) -> list[Proc]:
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if spy is None:
         print("py-spy not found: pip install py-spy into .venv for --profile", file=sys.stderr)
@@ -703,27 +702,16 @@ def start_profilers(
     for node in node_list:
         out = str(Path(args.profile) / f"{label.split()[0]}-{node.name}.txt")
         res.profiles.append(out)
-        procs.append(
-            subprocess.Popen(
-                [
-                    spy,
-                    "record",
-                    "--pid",
-                    str(node.pid),
-                    "--duration",  # the closed loop and the paced run
-                    str(int(args.duration + args.latency_duration) + 4),
-                    "--rate",
-                    "200",
-                    "--format",
-                    "raw",
-                    "--native",  # shows time in the GC and in C extensions
-                    "--output",
-                    out,
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+        spy_argv = [
+            spy, "record", "--pid", str(node.pid),
+            "--duration", str(int(args.duration + args.latency_duration) + 4),  # both runs
+            "--rate", "200", "--format", "raw",
+            "--native",  # shows time in the GC and in C extensions
+            "--output", out,
+        ]  # fmt: skip
+        proc = Proc(f"py-spy-{node.name}", spy_argv)
+        proc.start()
+        procs.append(proc)
     return procs
 
 

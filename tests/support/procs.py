@@ -434,13 +434,13 @@ def node_env(
 
 @contextlib.contextmanager
 def pea_node(
-    redis_url: str | None = None,
-    secret: str = DEFAULT_SECRET,
-    port: int | None = None,
-    **settings: str,
+    redis_url: str | None = None, secret: str = DEFAULT_SECRET, **settings: str
 ) -> Iterator[PeaNode]:
-    """A `pea serve` process, ready; settings are PEA_* names without the prefix, lowercase."""
-    node = PeaNode(port, node_env(redis_url, secret, **settings))
+    """A `pea serve` process, ready; settings are PEA_* names without the prefix, lowercase.
+
+    Every parameter is a str, so a dict of settings can be passed as **settings.
+    """
+    node = PeaNode(env=node_env(redis_url, secret, **settings))
     try:
         node.start()
         yield node

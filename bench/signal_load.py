@@ -12,8 +12,8 @@ client worker processes speaking a minimal raw WebSocket client (zero mask key,
 asyncio protocol on uvloop) so the load generator costs as little CPU as possible.
 Everything started is stopped in `finally`, Ctrl-C included.
 
-    .venv/bin/python bench/signal_load.py            # full table, a few minutes
-    .venv/bin/python bench/signal_load.py --quick    # under a minute
+    .venv/bin/python -m bench.signal_load            # full table, a few minutes
+    .venv/bin/python -m bench.signal_load --quick    # under a minute
 """
 
 from __future__ import annotations
@@ -28,11 +28,8 @@ import resource
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,19 +39,26 @@ from typing import Any, cast
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tests.support.client import (
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    decode_frame,
+    encode,
+    encode_frame,
+    handshake_request,
+    handshake_response,
+    join_frame,
+)
+from tests.support.procs import PeaNode, Proc, redis_server
 
-from tests.support.procs import free_port, redis_server, wait_for  # noqa: E402
-
-PEA = str(Path(sys.executable).with_name("pea"))
 SECRET = "bench-secret-" + secrets.token_hex(16)
 # A realistic trickled ICE candidate: most signalling frames look like this.
 CANDIDATE = (
     "candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 10.0.0.2 "
     "rport 46154 generation 0 ufrag EEtu network-id 1 network-cost 10"
 )
-WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 IDLE, CLOSED_LOOP, PACED = 0, 1, 2
 # Shipped server ws implementation (signal/pea/cli.py); --ws overrides it for a comparison.
 SHIPPED_WS = "websockets-sansio"
@@ -96,40 +100,26 @@ class Peer(asyncio.Protocol):
         buf = self.buf
         buf += data
         if not self.upgraded:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = bytes(buf[:end])
-            del buf[: end + 4]
-            if not head.startswith(b"HTTP/1.1 101"):
+            try:
+                done = handshake_response(buf)
+            except ConnectionError as exc:
                 if not self.opened.done():
-                    status = head.split(b"\r\n", 1)[0].decode(errors="replace")
-                    self.opened.set_exception(ConnectionError(f"handshake refused: {status}"))
+                    self.opened.set_exception(exc)
                 self.abort()
                 return
+            if done is None:
+                return
+            del buf[: done[1]]
             self.upgraded = True
             self.opened.set_result(None)
-        pos, size = 0, len(buf)
-        while size - pos >= 2:
-            b0, length, hdr = buf[pos], buf[pos + 1] & 0x7F, 2
-            if length == 126:
-                if size - pos < 4:
-                    break
-                length, hdr = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
-            elif length == 127:
-                if size - pos < 10:
-                    break
-                length, hdr = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
-            if size - pos < hdr + length:
-                break
-            payload = bytes(buf[pos + hdr : pos + hdr + length])
-            pos += hdr + length
-            opcode = b0 & 0x0F
-            if opcode == 1:
+        pos = 0
+        while (frame := decode_frame(buf, pos)) is not None:
+            opcode, payload, pos = frame
+            if opcode == OP_TEXT:
                 self.on_text(payload.decode())
-            elif opcode == 9:
-                self.send_frame(0xA, payload)
-            elif opcode == 8:
+            elif opcode == OP_PING:
+                self.send_frame(OP_PONG, payload)
+            elif opcode == OP_CLOSE:
                 self.abort()
                 break
         del buf[:pos]
@@ -146,19 +136,11 @@ class Peer(asyncio.Protocol):
             self.reply.set_result(msg)
 
     def send_frame(self, opcode: int, payload: bytes) -> None:
-        if self.transport is None:
-            return
-        n = len(payload)
-        if n < 126:
-            head = bytes((0x80 | opcode, 0x80 | n))
-        elif n < 65536:
-            head = bytes((0x80 | opcode, 0xFE)) + n.to_bytes(2, "big")
-        else:
-            head = bytes((0x80 | opcode, 0xFF)) + n.to_bytes(8, "big")
-        self.transport.write(head + b"\0\0\0\0" + payload)
+        if self.transport is not None:
+            self.transport.write(encode_frame(opcode, payload))
 
     def send_text(self, text: str) -> None:
-        self.send_frame(0x1, text.encode())
+        self.send_frame(OP_TEXT, text.encode())
 
     def abort(self) -> None:
         if self.transport is not None:
@@ -218,17 +200,13 @@ class Worker:
 
     async def open_peer(self, port: int, room: str, wait: float) -> Peer:
         loop = asyncio.get_running_loop()
-        request = (
-            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
+        request = handshake_request(f"127.0.0.1:{port}")
         _, peer = await asyncio.wait_for(
             loop.create_connection(lambda: Peer(self, request), "127.0.0.1", port), wait
         )
         self.peers.append(peer)
         await asyncio.wait_for(peer.opened, wait)
-        reply = await peer.request_reply(json.dumps({"type": "join", "room": room}), wait)
+        reply = await peer.request_reply(encode(join_frame(room)), wait)
         if reply.get("type") != "welcome":
             peer.abort()
             raise ConnectionError(f"join refused: {reply.get('code')}")
@@ -414,54 +392,26 @@ def _rss(pid: int) -> int:
     return int(psutil.Process(pid).memory_info().rss)
 
 
-@dataclass
-class NodeProc:
-    name: str
-    env: dict[str, str]
-    ws: str
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-    log_path: str = ""
+class NodeProc(PeaNode):
+    """A node of the benchmark: the harness's PeaNode, optionally on another uvicorn
+    ws implementation, and what the benchmark reads of it."""
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> None:
-        args = ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        if self.ws == SHIPPED_WS:
-            cmd = [PEA, *args]
-        else:  # same server, another uvicorn ws implementation (a comparison only)
+    def __init__(self, name: str, env: dict[str, str], ws: str) -> None:
+        command = None
+        if ws != SHIPPED_WS:  # same server, another uvicorn ws implementation (a comparison)
             patch = (
                 "import sys, pea.cli as c\n"
                 "f = c.uvicorn_config\n"
                 "def g(app, s):\n"
                 "    cfg = f(app, s)\n"
-                f"    cfg.ws = {self.ws!r}\n"
+                f"    cfg.ws = {ws!r}\n"
                 "    return cfg\n"
                 "c.uvicorn_config = g\n"
                 "c.main(sys.argv[1:])\n"
             )
-            cmd = [sys.executable, "-c", patch, *args]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PEA_")}
-        with tempfile.NamedTemporaryFile(prefix=f"pea-bench-{self.name}-", delete=False) as log:
-            self.log_path = log.name
-            self.proc = subprocess.Popen(
-                cmd,
-                env={**env, **self.env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches only us; we stop the node
-            )
-        wait_for(self.ready, 30, f"pea node {self.name} on port {self.port}")
-
-    def ready(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"node {self.name} exited:\n{Path(self.log_path).read_text()}")
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as resp:
-            return bool(resp.status == 200)
+            command = [sys.executable, "-c", patch]
+        # No metrics are scraped: --metrics-port 0 serves none.
+        super().__init__(env=env, name=name, metrics_port=0, command=command)
 
     def redis_connections(self, redis_port: int) -> int:
         conns = psutil.Process(self.pid).net_connections(kind="tcp")
@@ -469,27 +419,11 @@ class NodeProc:
 
     def log_summary(self) -> str:
         """Bus trouble the node logged (warning level and up) so far."""
-        try:
-            lines = Path(self.log_path).read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
+        lines = self.log_text().splitlines()
         lost = sum("bus connection lost" in x for x in lines)
         back = sum("bus reconnected" in x for x in lines)
         tail = [x[:200] for x in lines if x.strip()][-3:]
         return f"node {self.name}: {lost} bus losses, {back} reconnects; last log lines: {tail}"
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-        with contextlib.suppress(OSError):
-            if self.log_path:
-                os.unlink(self.log_path)
 
 
 @contextlib.contextmanager
@@ -502,9 +436,8 @@ def nodes(count: int, redis_url: str | None, ws: str, max_conns: int) -> Iterato
         "PEA_RATE_BURST": "100000",
         "PEA_SEND_QUEUE": "4096",
         "PEA_DRAIN_TIMEOUT": "2",
-        # Every simulated peer comes from 127.0.0.1, and no metrics are scraped.
+        # Every simulated peer comes from 127.0.0.1.
         "PEA_MAX_CONNECTIONS_PER_CLIENT": "0",
-        "PEA_METRICS_PORT": "0",
     }
     if redis_url:
         env["PEA_REDIS_URL"] = redis_url
@@ -518,6 +451,7 @@ def nodes(count: int, redis_url: str | None, ws: str, max_conns: int) -> Iterato
     finally:
         for node in started:
             node.stop()
+            node.remove_log()
 
 
 # --------------------------------------------------------------------------------------
@@ -666,7 +600,7 @@ def run_setup(
             conn_counts.append(redis_count())  # before any peer
         # Baseline: 10 peers in all, then RSS.
         base_pairs = 5 if one_node else 10  # 10 peers per node
-        per = [
+        per: list[dict[str, Any]] = [
             {"port_a": a.port, "port_b": b.port, "pairs": n, "concurrency": 8}
             for n in split(base_pairs, workers)
         ]
@@ -703,7 +637,7 @@ def run_setup(
 
         # Throughput: closed loop, node CPU per relayed signal.
         pairs = split(min(args.pairs, pairs_done), workers)
-        prof: list[subprocess.Popen[bytes]] = []
+        prof: list[Proc] = []
         if args.profile:
             prof = start_profilers(args, label, node_list, res)
         per = [
@@ -730,8 +664,8 @@ def run_setup(
         res.paced_lost = sent - len(lat)
         res.paced = per_signal(cpu, len(lat))
         for p in prof:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(30)
+            p.reap(30)  # it stops by itself after --duration; killed if it does not
+            p.remove_log()
         if lat:
             res.p50_ms = pct(lat, 0.50) / 1e6
             res.p99_ms = pct(lat, 0.99) / 1e6
@@ -758,7 +692,7 @@ def pct(sorted_values: list[int], q: float) -> float:
 
 def start_profilers(
     args: argparse.Namespace, label: str, node_list: list[NodeProc], res: Result
-) -> list[subprocess.Popen[bytes]]:
+) -> list[Proc]:
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if spy is None:
         print("py-spy not found: pip install py-spy into .venv for --profile", file=sys.stderr)
@@ -768,27 +702,16 @@ def start_profilers(
     for node in node_list:
         out = str(Path(args.profile) / f"{label.split()[0]}-{node.name}.txt")
         res.profiles.append(out)
-        procs.append(
-            subprocess.Popen(
-                [
-                    spy,
-                    "record",
-                    "--pid",
-                    str(node.pid),
-                    "--duration",  # the closed loop and the paced run
-                    str(int(args.duration + args.latency_duration) + 4),
-                    "--rate",
-                    "200",
-                    "--format",
-                    "raw",
-                    "--native",  # shows time in the GC and in C extensions
-                    "--output",
-                    out,
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+        spy_argv = [
+            spy, "record", "--pid", str(node.pid),
+            "--duration", str(int(args.duration + args.latency_duration) + 4),  # both runs
+            "--rate", "200", "--format", "raw",
+            "--native",  # shows time in the GC and in C extensions
+            "--output", out,
+        ]  # fmt: skip
+        proc = Proc(f"py-spy-{node.name}", spy_argv)
+        proc.start()
+        procs.append(proc)
     return procs
 
 
@@ -1049,7 +972,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _terminate)
     if args.nice:
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by every child
-    command = " ".join([".venv/bin/python bench/signal_load.py", *sys.argv[1:]])
+    command = " ".join([".venv/bin/python -m bench.signal_load", *sys.argv[1:]])
     fd_limit = raise_fd_limit(max(args.connections, args.redis_connections) * 2 + 4096)
     notes: list[str] = []
     mem_conns = cap_connections(args.connections, fd_limit, notes)

@@ -15,7 +15,7 @@ browser memory growth (RSS of all its processes, sampled every 50 ms) for 128 Mi
 Everything runs on loopback in a fresh network namespace: started outside one, the
 script re-runs itself under `unshare -n`. Usage:
 
-    .venv/bin/python bench/transfer.py [--size-mib 1024] [--small-mib 128] [--write-docs]
+    .venv/bin/python -m bench.transfer [--size-mib 1024] [--small-mib 128] [--write-docs]
 """
 
 from __future__ import annotations
@@ -37,11 +37,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.support.browser import CHROMIUM as _CHROMIUM  # noqa: E402
-from tests.support.browser import CHROMIUM_ARGS as ARGS  # noqa: E402
+from tests.support.browser import CHROMIUM as _CHROMIUM
+from tests.support.browser import CHROMIUM_ARGS as ARGS
+from tests.support.procs import ROOT
 
 MiB = 1 << 20
 CHROMIUM = _CHROMIUM or "/usr/bin/chromium"
@@ -99,7 +97,8 @@ def only_loopback() -> bool:
 
 
 def reexec_in_namespace() -> None:
-    cmd = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+    argv = [sys.executable, "-m", "bench.transfer", *sys.argv[1:]]
+    cmd = " ".join(shlex.quote(a) for a in argv)
     os.execvp("unshare", ["unshare", "-n", "sh", "-c", f"ip link set lo up; exec {cmd}"])
 
 
@@ -406,7 +405,7 @@ def main() -> None:
     out += f"\n\nReceiver growth at its peak, by process kind ({where})."
     print(out)
     if args.write_docs:
-        cmd = "make web && .venv/bin/python bench/transfer.py --write-docs"
+        cmd = "make web && .venv/bin/python -m bench.transfer --write-docs"
         section = (
             "## Transfer\n\n"
             f"Command (re-runs itself inside `unshare -n`): `{cmd}`\n\n"

@@ -14,212 +14,48 @@ From Python (tests): every wait is bounded and everything is stopped on exit.
     with cluster(nodes=3) as c:
         c.url          # http://127.0.0.1:PORT (nginx)
         c.ws_url       # ws://127.0.0.1:PORT/ws
-        c.nodes[0].terminate(); ...; c.nodes[0].spawn()
+        c.nodes[0].terminate(); ...; c.nodes[0].start()
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import os
 import re
 import secrets
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-ROOT = Path(__file__).resolve().parents[2]
+# Processes, ports, readiness and the Redis ping come from the one harness that
+# tests and benchmarks use too (`make cluster` runs from a checkout, like they do).
+from tests.support.procs import (
+    LOOPBACK,
+    ROOT,
+    PeaNode,
+    Proc,
+    RedisServer,
+    find_exe,
+    free_port,
+    http_status,
+    wait_for,
+)
+
 NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
-LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
-def _find(exe: str, *fallbacks: str) -> str:
-    found = shutil.which(exe)
-    if found:
-        return found
-    for path in fallbacks:
-        if os.access(path, os.X_OK):
-            return path
-    raise FileNotFoundError(f"{exe} not found (make system-deps installs it)")
-
-
-def _pea_exe() -> str:
-    beside = Path(sys.executable).with_name("pea")
-    if beside.exists():
-        return str(beside)
-    return _find("pea", str(ROOT / ".venv" / "bin" / "pea"))
-
-
-def _own_session(die_with_parent: bool) -> Callable[[], None]:
-    """In the child: a session of its own, and SIGTERM when the parent dies (Linux).
-
-    The own session keeps Ctrl-C away from the children, so the parent stops
-    them in order. PR_SET_PDEATHSIG fires when the *thread* that forked exits,
-    so it is only set for children spawned by the main thread.
-    """
-
-    def preexec() -> None:
-        os.setsid()
-        if die_with_parent:
-            with contextlib.suppress(Exception):
-                libc = ctypes.CDLL("libc.so.6", use_errno=True)
-                libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-    return preexec
-
-
-def http_status(url: str, timeout: float = 1.0) -> int | None:
-    """The HTTP status of GET url, or None when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except (OSError, ValueError):
-        return None
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
-
-
-class _Pump(threading.Thread):
-    """Copies a child's output line by line to a sink, with a prefix."""
-
-    def __init__(self, stream: IO[bytes], sink: IO[str], prefix: str, lock: threading.Lock):
-        super().__init__(daemon=True)
-        self.stream, self.sink, self.prefix, self.lock = stream, sink, prefix, lock
-
-    def run(self) -> None:
-        for raw in iter(self.stream.readline, b""):
-            line = raw.decode(errors="replace").rstrip("\n")
-            with self.lock:
-                self.sink.write(f"{self.prefix}{line}\n")
-                self.sink.flush()
-        self.stream.close()
-
-
-@dataclass
-class Proc:
-    """One child process whose output goes to a log file or the console."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log: Path | None  # None: the console, prefixed with the name
-    proc: subprocess.Popen[bytes] | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _sink: IO[str] | None = None
-
-    def spawn(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None, f"{self.name} is running"
-        self.proc = subprocess.Popen(
-            self.argv,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_own_session(threading.current_thread() is threading.main_thread()),
-        )
-        if self.log is not None:
-            self._sink = self.log.open("a")
-        assert self.proc.stdout is not None
-        _Pump(self.proc.stdout, self._sink or sys.stdout, f"[{self.name}] ", self._lock).start()
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def terminate(self, sig: int = signal.SIGTERM) -> None:
-        if self.running:
-            assert self.proc is not None
-            self.proc.send_signal(sig)
-
-    def wait(self, timeout: float) -> int | None:
-        """Wait for exit; SIGKILL after timeout. Returns the exit code."""
-        if self.proc is None:
-            return None
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(5)
-
-    def stop(self, timeout: float, sig: int = signal.SIGTERM) -> int | None:
-        self.terminate(sig)
-        return self.wait(timeout)
-
-    def log_text(self) -> str:
-        if self.log is None:
-            return ""
-        with contextlib.suppress(OSError):
-            return self.log.read_text(errors="replace")
-        return ""
-
-
-@dataclass
-class Node(Proc):
-    port: int = 0
-    metrics_port: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    @property
-    def metrics_url(self) -> str:
-        """Prometheus metrics: their own port, never behind nginx."""
-        return f"http://{LOOPBACK}:{self.metrics_port}/metrics"
-
-    def ready(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(
-                f"{self.name} exited with {self.proc.returncode}\n{self.log_text()[-4000:]}"
-            )
-        return http_status(self.url + "/readyz") == 200
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        wait_until(self.ready, timeout, f"{self.name} on port {self.port} to be ready")
-
-    def restart(self, drain_timeout: float, ready_timeout: float = 30) -> None:
-        """SIGTERM (the node drains its peers), wait for exit, start again, wait ready."""
-        self.stop(drain_timeout + 10)
-        self.spawn()
-        self.wait_ready(ready_timeout)
 
 
 @dataclass
 class Cluster:
     port: int
     workdir: Path
-    redis: Proc
-    nodes: list[Node]
+    redis: RedisServer
+    nodes: list[PeaNode]
     nginx: Proc
-    redis_url: str
     secret: str
     drain_timeout: float
 
@@ -230,6 +66,10 @@ class Cluster:
     @property
     def ws_url(self) -> str:
         return f"ws://{LOOPBACK}:{self.port}/ws"
+
+    @property
+    def redis_url(self) -> str:
+        return self.redis.url
 
     def logs(self) -> str:
         """All logs (for a failing test's report)."""
@@ -247,7 +87,7 @@ class Cluster:
         for node in self.nodes:
             node.terminate()
         for node in self.nodes:
-            node.wait(self.drain_timeout + 10)
+            node.reap(self.drain_timeout + 10)
         self.redis.stop(10)
 
 
@@ -289,27 +129,14 @@ def cluster(
     """Start redis-server, `nodes` pea nodes and nginx; stop them all on exit."""
     with tempfile.TemporaryDirectory(prefix="pea-cluster-") as tmp:
         workdir = Path(tmp)
-        redis_port = free_port()
-        password = secrets.token_hex(16)
-        redis_url = f"redis://:{password}@{LOOPBACK}:{redis_port}/0"
-        secret = os.environ.get("PEA_SECRET") or secrets.token_urlsafe(32)
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith("PEA_")}
 
-        def log(name: str) -> Path | None:
-            return None if console else workdir / f"{name}.log"
+        def log(name: str) -> Path:
+            return workdir / f"{name}.log"
 
-        redis = Proc(
-            "redis",
-            [_find("redis-server", "/usr/bin/redis-server"), "--port", str(redis_port),
-             "--bind", LOOPBACK, "--requirepass", password, "--save", "", "--appendonly",
-             "no", "--dir", tmp, "--loglevel", "warning"],
-            base_env,
-            log("redis"),
-        )  # fmt: skip
+        redis = RedisServer(tmp, password=secrets.token_hex(16), log=log("redis"), console=console)
         node_env = {
-            **base_env,
-            "PEA_REDIS_URL": redis_url,
-            "PEA_SECRET": secret,
+            "PEA_REDIS_URL": redis.url,
+            "PEA_SECRET": os.environ.get("PEA_SECRET") or secrets.token_urlsafe(32),
             "PEA_DRAIN_TIMEOUT": str(drain_timeout),
             "PEA_RESUME_GRACE": str(resume_grace),
             "PEA_LOG_LEVEL": log_level,
@@ -317,65 +144,39 @@ def cluster(
             "PEA_TRUSTED_PROXIES": LOOPBACK,
             **(extra_env or {}),
         }
-        node_ports = [free_port() for _ in range(nodes)]
-        metrics_ports = [free_port() for _ in range(nodes)]
         pea_nodes = [
-            Node(
-                f"pea{i + 1}",
-                [_pea_exe(), "serve", "--host", LOOPBACK, "--port", str(p),
-                 "--metrics-port", str(m)],
-                node_env,
-                log(f"pea{i + 1}"),
-                port=p,
-                metrics_port=m,
-            )
-            for i, (p, m) in enumerate(zip(node_ports, metrics_ports, strict=True))
-        ]  # fmt: skip
+            PeaNode(env=node_env, name=f"pea{i + 1}", log=log(f"pea{i + 1}"), console=console)
+            for i in range(nodes)
+        ]
         listen = port or free_port()
         conf = workdir / "nginx.conf"
-        conf.write_text(nginx_config(NGINX_CONF.read_text(), listen, node_ports, workdir))
+        upstreams = [n.port for n in pea_nodes]
+        conf.write_text(nginx_config(NGINX_CONF.read_text(), listen, upstreams, workdir))
         nginx = Proc(
             "nginx",
-            [_find("nginx", "/usr/sbin/nginx"), "-p", tmp, "-e", str(workdir / "error.log"),
+            [find_exe("nginx", "/usr/sbin/nginx"), "-p", tmp, "-e", str(workdir / "error.log"),
              "-c", str(conf)],
-            base_env,
-            log("nginx"),
+            log=log("nginx"),
+            console=console,
         )  # fmt: skip
-        c = Cluster(listen, workdir, redis, pea_nodes, nginx, redis_url, secret, drain_timeout)
+        c = Cluster(listen, workdir, redis, pea_nodes, nginx, node_env["PEA_SECRET"], drain_timeout)
         try:
-            redis.spawn()
-            wait_until(lambda: _redis_up(redis_port, password), 10, "redis-server")
+            redis.start()
             for node in pea_nodes:
-                node.spawn()
+                node.start(wait_ready=False)
             for node in pea_nodes:
                 node.wait_ready(30)
-            nginx.spawn()
+            nginx.start()
 
             def through_nginx() -> bool:
                 if not nginx.running:
                     raise RuntimeError("nginx exited:\n" + c.logs()[-3000:])
                 return http_status(c.url + "/readyz") == 200
 
-            wait_until(through_nginx, 10, f"nginx on port {listen}")
+            wait_for(through_nginx, 10, f"nginx on port {listen}")
             yield c
         finally:
             c.stop()
-
-
-def _redis_up(port: int, password: str) -> bool:
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=0.5) as s:
-            s.sendall(f"AUTH {password}\r\nPING\r\n".encode())
-            data = b""
-            deadline = time.monotonic() + 1
-            while b"PONG" not in data and time.monotonic() < deadline:
-                chunk = s.recv(64)
-                if not chunk:
-                    break
-                data += chunk
-            return b"+PONG" in data
-    except OSError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -408,9 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             log_level=args.log_level,
         ) as c:
             nodes = "\n".join(
-                f"    {n.name}: {n.url}, metrics {n.metrics_url} "
-                f"(pid {n.proc.pid if n.proc else '?'})"
-                for n in c.nodes
+                f"    {n.name}: {n.url}, metrics {n.metrics_url} (pid {n.pid})" for n in c.nodes
             )
             print(
                 f"\npea cluster ready: open {c.url}/\n"
@@ -427,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                 for node in c.nodes:
                     if not node.running:
                         print(f"[cluster] {node.name} exited; starting it again", flush=True)
-                        node.spawn()
+                        node.start(wait_ready=False)
                 if roll.is_set():
                     roll.clear()
                     for node in c.nodes:

@@ -14,26 +14,16 @@ import psutil
 import pytest
 import websockets
 
-from tests.cluster.conftest import Client, new_room
-from tests.support.procs import PeaNode, pea_node
+from tests.support.client import Client, handshake_request, new_room
+from tests.support.procs import PeaNode, http_status, pea_node
 
 pytestmark = pytest.mark.cluster
 
 MiB = 1 << 20
 
 
-def handshake(host: str, origin: str | None = None, extra: str = "") -> bytes:
-    lines = [
-        "GET /ws HTTP/1.1",
-        f"Host: {host}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-        "Sec-WebSocket-Version: 13",
-    ]
-    if origin:
-        lines.append(f"Origin: {origin}")
-    return ("\r\n".join(lines) + "\r\n" + extra + "\r\n").encode()
+def handshake(host: str, origin: str) -> bytes:
+    return handshake_request(host, extra=f"Origin: {origin}\r\n")
 
 
 def status_of(port: int, request: bytes, timeout: float = 5) -> bytes:
@@ -74,9 +64,7 @@ def test_a_dns_rebinding_page_cannot_open_a_websocket() -> None:
 
 def test_metrics_are_served_on_their_own_port_only() -> None:
     with pea_node() as node:
-        with pytest.raises(urllib.error.HTTPError) as public:
-            urllib.request.urlopen(node.url + "/metrics", timeout=5)
-        assert public.value.code == 404
+        assert http_status(node.url + "/metrics") == 404
         with urllib.request.urlopen(node.metrics_url, timeout=5) as resp:
             assert "pea_connections" in resp.read().decode()
 

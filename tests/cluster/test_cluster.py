@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import time
+from collections.abc import Mapping, Sequence
 
 import pytest
 
-from tests.cluster.conftest import Client, new_room, ready, wait_until
-from tests.support.procs import PeaNode, RedisServer, pea_node
+from tests.support.client import Client, new_room
+from tests.support.procs import PeaNode, RedisServer, pea_node, wait_for_async
 
 pytestmark = pytest.mark.cluster
 
@@ -127,7 +129,7 @@ async def test_redis_restart_under_live_rooms(redis: RedisServer) -> None:
         await ann.expect("peer-joined")
 
         redis.stop()
-        await wait_until(lambda: not ready(a) and not ready(b), 10, "nodes report not ready")
+        await wait_for_async(lambda: not a.ready() and not b.ready(), 10, "nodes report not ready")
         newcomer = await Client.open(a.ws_url)
         await newcomer.send({"type": "join", "room": new_room()})
         assert (await newcomer.expect("error"))["code"] == "unavailable"
@@ -135,7 +137,7 @@ async def test_redis_restart_under_live_rooms(redis: RedisServer) -> None:
         assert (await bob.expect("error"))["code"] == "unavailable"
 
         redis.start()  # empty: Redis forgot every room
-        await wait_until(lambda: ready(a) and ready(b), 20, "nodes ready again")
+        await wait_for_async(lambda: a.ready() and b.ready(), 20, "nodes ready again")
         await asyncio.sleep(1)  # membership is restored by the first heartbeat
         await bob.send({"type": "signal", "to": ann.id, "data": "back"})
         assert (await ann.expect("signal"))["data"] == "back"
@@ -153,11 +155,11 @@ async def test_a_hung_redis_is_noticed_and_survived(redis: RedisServer) -> None:
         assert redis.proc is not None
         redis.proc.send_signal(signal.SIGSTOP)  # connections stay open, nothing answers
         try:
-            noticed = await wait_until(lambda: not ready(a), 15, "a silent Redis is noticed")
+            noticed = await wait_for_async(lambda: not a.ready(), 15, "a silent Redis is noticed")
             assert noticed < 15
         finally:
             redis.proc.send_signal(signal.SIGCONT)
-        await wait_until(lambda: ready(a), 20, "node recovers after Redis answers again")
+        await wait_for_async(lambda: a.ready(), 20, "node recovers after Redis answers again")
         bob = await Client.open(a.ws_url)
         await bob.join(room)
         assert (await ann.expect("peer-joined"))["peer"] == bob.id
@@ -197,7 +199,7 @@ async def test_readiness_is_false_while_draining(redis: RedisServer) -> None:
         )
         assert b"101" in await asyncio.wait_for(reader.readline(), 5)
         b.signal(signal.SIGTERM)
-        await wait_until(lambda: not ready(b), 5, "readiness false during drain")
+        await wait_for_async(lambda: not b.ready(), 5, "readiness false during drain")
         assert b.wait(20) == 0
         writer.close()
 
@@ -205,7 +207,7 @@ async def test_readiness_is_false_while_draining(redis: RedisServer) -> None:
 async def test_redis_connections_per_node_stay_constant(redis: RedisServer) -> None:
     import redis.asyncio as aioredis
 
-    def pea_clients(listing: list[dict[str, object]]) -> dict[str, int]:
+    def pea_clients(listing: Sequence[Mapping[str, object]]) -> dict[str, int]:
         roles: dict[str, int] = {}
         for client in listing:
             name = str(client.get("name", ""))
@@ -217,8 +219,8 @@ async def test_redis_connections_per_node_stay_constant(redis: RedisServer) -> N
     admin = aioredis.Redis.from_url(redis.url)
     try:
         # 100 connections per node from loopback: no per-client limit here.
-        unlimited = {"max_connections_per_client": "0"}
-        with pea_node(redis.url, **unlimited) as a, pea_node(redis.url, **unlimited) as b:
+        node = functools.partial(pea_node, redis.url, max_connections_per_client="0")
+        with node() as a, node() as b:
             ann = await Client.open(a.ws_url)
             await ann.join(new_room())
             idle = pea_clients(await admin.client_list())

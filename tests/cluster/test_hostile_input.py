@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.cluster.conftest import Client, new_room
+from tests.support.client import Client, new_room
 from tests.support.procs import PeaNode, RedisServer, pea_node
 
 pytestmark = pytest.mark.cluster
@@ -182,10 +182,12 @@ async def test_hostile_frames_across_nodes_harm_nobody_else(
 ) -> None:
     a, b = big_frames
     ann, bob, eve, tom = await two_rooms(a, b)
+    target = tom.id
+    assert target is not None
 
     for case in CASES:
         sender = await Client.open(a.ws_url) if case.join else eve
-        await sender.ws.send(case.frame(tom.id))
+        await sender.ws.send(case.frame(target))
         if case.code is None:
             got = await tom.expect("signal", timeout=10)
             assert got["from"] == eve.id and got["data"] == case.delivered, case.label

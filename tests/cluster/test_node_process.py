@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from tests.cluster.conftest import Client, new_room
+from tests.support.client import Client, new_room
 from tests.support.procs import PeaNode, RedisServer, free_port, pea_node, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -87,7 +87,7 @@ def test_json_logs_and_the_random_secret_warning(redis: RedisServer) -> None:
     )
     node.start()
     try:
-        lines = [json.loads(line) for line in node.log().splitlines() if line.strip()]
+        lines = [json.loads(line) for line in node.log_text().splitlines() if line.strip()]
     finally:
         node.stop()
     assert all({"time", "level", "logger", "message"} <= set(entry) for entry in lines)

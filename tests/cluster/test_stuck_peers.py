@@ -10,30 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import socket
-import urllib.request
 from typing import Any
 
 import pytest
 import uvicorn
 from starlette.websockets import WebSocket
 
-from tests.cluster.conftest import Client, new_room
-from tests.support.procs import PeaNode, RedisServer, free_port, pea_node
+from tests.support.client import Client, handshake_request, new_room
+from tests.support.procs import PeaNode, RedisServer, free_port, pea_node, wait_for_async
 from tests.support.stuck_peer import TCP_CLOSE, TCP_ESTABLISHED, StuckPeer
 
 pytestmark = pytest.mark.cluster
 
 SIGNAL_DATA = "x" * 30_000
-
-
-def metric(node: PeaNode, name: str) -> float:
-    with urllib.request.urlopen(node.metrics_url, timeout=5) as resp:
-        for line in resp.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return 0.0
 
 
 class Watcher:
@@ -76,20 +68,12 @@ async def flood(
         await asyncio.sleep(pause)
 
 
-async def until(check: Any, within: float, what: str) -> float:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while not await asyncio.to_thread(check):
-        if loop.time() - start > within:
-            raise AssertionError(f"{what}: not within {within} s")
-        await asyncio.sleep(0.1)
-    return loop.time() - start
-
-
 async def stuck_in_room(node: PeaNode, room: str, watcher: Watcher) -> StuckPeer:
     stuck = await asyncio.to_thread(StuckPeer, node.port)
     peer = await asyncio.to_thread(stuck.join, room)
-    await until(lambda: any(f.get("peer") == peer for f in watcher.frames), 10, "peer-joined seen")
+    await wait_for_async(
+        lambda: any(f.get("peer") == peer for f in watcher.frames), 10, "peer-joined seen"
+    )
     return stuck
 
 
@@ -105,7 +89,9 @@ async def drop_while_flooding(
     stop = asyncio.Event()
     task = asyncio.ensure_future(flood(flooder, stuck.id, stop, frames, pause))
     try:
-        await until(lambda: stuck.tcp_state() != TCP_ESTABLISHED, within, "stuck peer reset")
+        await wait_for_async(
+            lambda: stuck.tcp_state() != TCP_ESTABLISHED, within, "stuck peer reset"
+        )
     finally:
         stop.set()
         await task
@@ -118,9 +104,11 @@ async def drop_while_flooding(
 
 async def assert_forgotten(node: PeaNode, watchers: list[Watcher], stuck: StuckPeer) -> None:
     for w in watchers:
-        await until(lambda w=w: w.saw_left(stuck.id), 15, "peer-left for the stuck peer")  # type: ignore[misc]
-    assert metric(node, "pea_slow_consumers_dropped_total") >= 1
-    await until(lambda: metric(node, "pea_connections") == 1, 10, "connection gauge back down")
+        await wait_for_async(lambda w=w: w.saw_left(stuck.id), 15, "peer-left for the stuck peer")  # type: ignore[misc]
+    assert node.metric("pea_slow_consumers_dropped_total") >= 1
+    await wait_for_async(
+        lambda: node.metric("pea_connections") == 1, 10, "connection gauge back down"
+    )
 
 
 async def test_a_peer_over_its_send_queue_is_reset_and_reported_left() -> None:
@@ -139,8 +127,10 @@ async def test_a_peer_over_its_send_queue_is_reset_and_reported_left() -> None:
 
 async def test_a_peer_whose_writes_stall_is_reset_across_nodes(redis: RedisServer) -> None:
     # A huge queue limit: only --send-timeout can drop it. Its room spans two nodes.
-    settings = {"resume_grace": "1", "send_timeout": "2", "send_queue_bytes": str(1 << 30)}
-    with pea_node(redis.url, **settings) as a, pea_node(redis.url, **settings) as b:
+    node = functools.partial(
+        pea_node, redis.url, resume_grace="1", send_timeout="2", send_queue_bytes=str(1 << 30)
+    )
+    with node() as a, node() as b:
         room = new_room()
         ann = await Watcher.join(a, room)
         bob = await Watcher.join(b, room)
@@ -148,7 +138,7 @@ async def test_a_peer_whose_writes_stall_is_reset_across_nodes(redis: RedisServe
         try:
             await drop_while_flooding(a, stuck, ann.client, within=30)
             await assert_forgotten(a, [ann, bob], stuck)
-            assert "nothing read for 2 s" in a.log()
+            assert "nothing read for 2 s" in a.log_text()
         finally:
             stuck.close()
             await ann.stop()
@@ -186,9 +176,11 @@ async def test_an_idle_peer_that_misses_pongs_is_closed() -> None:
         ann = await Watcher.join(node, room)
         stuck = await stuck_in_room(node, room, ann)
         try:
-            await until(lambda: stuck.tcp_state() != TCP_ESTABLISHED, 15, "idle peer closed")
-            await until(lambda: ann.saw_left(stuck.id), 15, "peer-left for the idle peer")
-            await until(lambda: metric(node, "pea_connections") == 1, 10, "gauge back down")
+            await wait_for_async(
+                lambda: stuck.tcp_state() != TCP_ESTABLISHED, 15, "idle peer closed"
+            )
+            await wait_for_async(lambda: ann.saw_left(stuck.id), 15, "peer-left for the idle peer")
+            await wait_for_async(lambda: node.metric("pea_connections") == 1, 10, "gauge back down")
         finally:
             stuck.close()
             await ann.stop()
@@ -224,13 +216,10 @@ async def test_transport_reachable_under_uvicorn() -> None:
     )
     task = asyncio.ensure_future(server.serve())
     try:
-        await until(lambda: server.started, 10, "uvicorn started")
+        await wait_for_async(lambda: server.started, 10, "uvicorn started")
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(
-                b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            )
-            await until(lambda: bool(found), 10, "the app ran")
+            sock.sendall(handshake_request("x", path="/"))
+            await wait_for_async(lambda: bool(found), 10, "the app ran")
             assert found[0] is not None, "uvicorn's transport moved"
 
             def was_reset() -> bool:
@@ -252,9 +241,9 @@ async def test_memory_comes_back_after_a_thousand_stuck_peers() -> None:
     hold about 1 MiB of the node for good (the 1 MiB send queue, a full transport
     buffer, its tasks): ~1 GiB. Now each is reset and its memory freed; what stays
     is the allocator keeping about one wave's worth of freed memory (30-60 MiB)."""
-    from bench.stuck_peers import measure
+    from bench.stuck_peers import measure, stuck_node
 
-    with pea_node(resume_grace="1", max_connections_per_client="0") as node:
+    with stuck_node() as node:
         result = await measure(node, count=1000, wave=100, frames=24, within=30)
     print(result)
     assert result.reset == 1000
@@ -272,8 +261,8 @@ async def test_a_stuck_peer_whose_frames_all_fit_in_the_kernel_is_dropped() -> N
         try:
             assert stuck.id is not None
             await flood(ann.client, stuck.id, asyncio.Event(), frames=10, pause=0)
-            await until(lambda: ann.saw_left(stuck.id), 30, "peer-left for the stuck peer")
-            await until(lambda: metric(node, "pea_connections") == 1, 10, "gauge back down")
+            await wait_for_async(lambda: ann.saw_left(stuck.id), 30, "peer-left for the stuck peer")
+            await wait_for_async(lambda: node.metric("pea_connections") == 1, 10, "gauge back down")
         finally:
             stuck.close()
             await ann.stop()

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import os
-import re
-import secrets
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
+import psutil
 import pytest
-from deploy.cluster.run import Cluster, cluster, free_port, http_status, wait_until
-from websockets.asyncio.client import connect
+
+from deploy.cluster.run import Cluster, cluster
+from tests.support.client import Client, new_room
+from tests.support.procs import Proc, free_port, http_status, wait_for
 
 from .helpers import ROOT
 
@@ -31,19 +26,6 @@ def three() -> Iterator[Cluster]:
         yield c
 
 
-def metric(url: str, name: str) -> float:
-    """`url` is a node's metrics_url (its own port, not the public one)."""
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        text = resp.read().decode()
-    match = re.search(rf"^{name} ([0-9.e+]+)$", text, flags=re.M)
-    assert match, f"{name} not in {url}"
-    return float(match.group(1))
-
-
-def room() -> str:
-    return secrets.token_urlsafe(16)
-
-
 def test_serves_through_nginx(three: Cluster) -> None:
     assert [http_status(three.url + "/readyz") for _ in range(6)] == [200] * 6
     assert http_status(three.url + "/healthz") == 200
@@ -54,32 +36,24 @@ def test_serves_through_nginx(three: Cluster) -> None:
 
 async def test_round_robin_websockets_and_relay_across_nodes(three: Cluster) -> None:
     """30 WebSockets through nginx land on all three nodes, and peers meet across them."""
-    rid = room()
-    async with contextlib.AsyncExitStack() as stack:
-        sockets = []
-        for _ in range(30):
-            ws = await stack.enter_async_context(connect(three.ws_url, open_timeout=5))
-            sockets.append(ws)
-        counts = [metric(n.metrics_url, "pea_connections") for n in three.nodes]
+    rid = new_room()
+    clients = [await Client.open(three.ws_url, timeout=5) for _ in range(30)]
+    try:
+        counts = [n.metric("pea_connections") for n in three.nodes]
         assert sum(counts) == 30, counts
         assert all(c >= 5 for c in counts), f"round robin, no stickiness: {counts}"
         # Every peer joins one room; the last one's welcome lists all the others,
         # although they sit on three different nodes.
-        ids = []
-        for ws in sockets[:12]:
-            await ws.send(json.dumps({"type": "join", "room": rid}))
-            while True:
-                msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
-                if msg["type"] == "welcome":
-                    ids.append(msg["peer"])
-                    break
-        first, last = sockets[0], sockets[11]
-        await last.send(json.dumps({"type": "signal", "to": ids[0], "data": {"n": 1}}))
-        while True:
-            msg = json.loads(await asyncio.wait_for(first.recv(), 5))
-            if msg["type"] == "signal":
-                assert msg == {"type": "signal", "from": ids[11], "data": {"n": 1}}
-                break
+        for c in clients[:12]:
+            await c.join(rid)
+        first, last = clients[0], clients[11]
+        assert first.id is not None
+        await last.signal(first.id, {"n": 1})
+        got = await first.wait_for("signal", timeout=5)
+        assert got == {"type": "signal", "from": last.id, "data": {"n": 1}}
+    finally:
+        for c in clients:
+            await c.close()
 
 
 def test_node_restart_keeps_serving(three: Cluster) -> None:
@@ -95,56 +69,30 @@ def test_node_restart_keeps_serving(three: Cluster) -> None:
     assert node.proc is not None and node.proc.returncode == 0, node.log_text()[-2000:]
     statuses += [http_status(three.url + "/healthz", timeout=2) for _ in range(10)]
     assert set(statuses) == {200}, statuses
-    node.spawn()
-    node.wait_ready(30)
+    node.start()
 
 
 def test_cli_starts_and_ctrl_c_stops_everything() -> None:
     """`python -m deploy.cluster.run` (what make cluster runs), then SIGINT: all children gone."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "deploy.cluster.run", "--port", str(port), "--drain-timeout", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    argv = [sys.executable, "-m", "deploy.cluster.run", "--port", str(port), "--drain-timeout", "2"]
+    proc = Proc("make-cluster", argv, env={"PYTHONPATH": str(ROOT)})
+    proc.start()
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: http_status(url + "/readyz") == 200, 40, "make cluster")
-        children = _children(proc.pid)
-        names = sorted(Path(f"/proc/{pid}/comm").read_text().strip() for pid in children)
+        wait_for(lambda: http_status(url + "/readyz") == 200, 40, "make cluster")
+        children = psutil.Process(proc.pid).children()
+        names = sorted(c.name() for c in children)
         assert names.count("nginx") >= 1 and names.count("redis-server") == 1, names
         assert sum(1 for n in names if n.startswith("pea")) == 3, names
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        code = proc.stop(30, signal.SIGINT)
+        out = proc.log_text()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
-    assert proc.returncode == 0, out
+        proc.stop(10, signal.SIGKILL)
+        proc.remove_log()
+    assert code == 0, out
     assert "pea cluster ready: open http://127.0.0.1:" in out
     assert "cluster stopped" in out
-    alive = [pid for pid in children if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+    alive = [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert not alive, f"left running: {alive}"
     assert http_status(url + "/healthz") is None
-
-
-def _children(pid: int) -> list[int]:
-    """Direct children of pid (they run in sessions of their own)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                stat = (entry / "stat").read_text()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(entry.name))
-    return out
-
-
-def _zombie(pid: int) -> bool:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    return False

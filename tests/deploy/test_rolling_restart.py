@@ -14,18 +14,19 @@ import asyncio
 import contextlib
 import json
 import random
-import re
-import secrets
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pytest
-from deploy.cluster.run import Cluster, cluster, http_status
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from deploy.cluster.run import Cluster, cluster
+from tests.support.client import encode, join_frame, new_room, signal_frame
+from tests.support.procs import PeaNode, wait_for_async
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
@@ -72,10 +73,8 @@ class Peer:
             backoff = 0.05
             self.ws = ws
             try:
-                join = {"type": "join", "room": self.room, "name": f"peer-{self.index}"}
-                if self.resume:
-                    join["resume"] = self.resume
-                await ws.send(json.dumps(join))
+                resume = {"resume": self.resume} if self.resume else {}
+                await ws.send(encode(join_frame(self.room, name=f"peer-{self.index}", **resume)))
                 await self._read(ws)
             except ConnectionClosed:
                 pass
@@ -123,7 +122,7 @@ class Peer:
         assert ws is not None and self.settled.is_set(), f"peer {self.index} is not connected"
         self.sent_seq += 1
         data = {"round": round_, "seq": self.sent_seq}
-        await ws.send(json.dumps({"type": "signal", "to": self.partner.peer_id, "data": data}))
+        await ws.send(encode(signal_frame(self.partner.peer_id, data)))
 
     async def stop(self) -> None:
         self.stopping = True
@@ -149,15 +148,6 @@ def nodes3() -> Iterator[Cluster]:
         extra_env={"PEA_MAX_CONNECTIONS_PER_CLIENT": "0"},
     ) as c:
         yield c
-
-
-def metric(url: str, name: str) -> float:
-    """`url` is a node's metrics_url (its own port, not the public one)."""
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        text = resp.read().decode()
-    match = re.search(rf"^{name} ([0-9.e+]+)$", text, flags=re.M)
-    assert match, f"{name} not in {url}"
-    return float(match.group(1))
 
 
 async def all_settled(peers: list[Peer], timeout: float, what: str) -> None:
@@ -206,19 +196,15 @@ async def chatter(peers: list[Peer], round_: int, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.005)
 
 
-async def wait_node(cond: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(cond):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s: {what}")
-        await asyncio.sleep(0.1)
+def stopped(node: PeaNode) -> bool:
+    return not node.running
 
 
 async def test_rolling_restart_is_invisible(nodes3: Cluster) -> None:
     c = nodes3
     peers: list[Peer] = []
     for r in range(ROOMS):
-        room = secrets.token_urlsafe(16)
+        room = new_room()
         a, b = Peer(2 * r, room, c.ws_url), Peer(2 * r + 1, room, c.ws_url)
         a.partner, b.partner = b, a
         peers += [a, b]
@@ -240,18 +226,18 @@ async def test_rolling_restart_is_invisible(nodes3: Cluster) -> None:
 
         timings = []
         for i, node in enumerate(c.nodes):
-            on_node = metric(node.metrics_url, "pea_peers")
+            on_node = node.metric("pea_peers")
             assert on_node > 0, f"{node.name} holds no peers: the test would prove nothing"
             before = sum(p.reconnects for p in peers)
             started = time.monotonic()
             stop_chatter = asyncio.Event()
             chatting = asyncio.create_task(chatter(peers, 100 + i, stop_chatter))
             node.terminate()
-            await wait_node(lambda n=node: not n.running, DRAIN_TIMEOUT + 10, f"{node.name} exit")
+            await wait_for_async(partial(stopped, node), DRAIN_TIMEOUT + 10, f"{node.name} exit")
             drained = time.monotonic() - started
             assert node.proc is not None and node.proc.returncode == 0, node.log_text()[-3000:]
-            node.spawn()
-            await wait_node(lambda n=node: http_status(n.url + "/readyz") == 200, 30, "ready")
+            node.start(wait_ready=False)
+            await wait_for_async(node.ready, 30, "ready")
             await all_settled(peers, SETTLE_TIMEOUT, f"after restarting {node.name}")
             stop_chatter.set()
             await chatting
@@ -278,7 +264,7 @@ async def test_rolling_restart_is_invisible(nodes3: Cluster) -> None:
         # Every peer is in its room at the end, as a newcomer sees it.
         for a in firsts[:: max(1, ROOMS // 25)]:
             async with connect(c.ws_url, open_timeout=5) as ws:
-                await ws.send(json.dumps({"type": "join", "room": a.room}))
+                await ws.send(encode(join_frame(a.room)))
                 async with asyncio.timeout(5):
                     while (msg := json.loads(await ws.recv()))["type"] != "welcome":
                         pass

@@ -19,7 +19,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from websockets.asyncio.client import ClientConnection, connect
+
+from tests.support.client import Client
 
 # An SDP that parses: an old client that believed it would try to connect to it.
 FAKE_OFFER = (
@@ -99,11 +100,11 @@ class Impostor:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.error: BaseException | None = None
 
-    async def _send(self, ws: ClientConnection, to: str, data: dict[str, Any]) -> None:
-        await ws.send(json.dumps({"type": "signal", "to": to, "data": data}))
+    async def _send(self, ws: Client, to: str, data: dict[str, Any]) -> None:
+        await ws.signal(to, data)
         self.sent[data.get("kind", "?")] = self.sent.get(data.get("kind", "?"), 0) + 1
 
-    async def _pose(self, ws: ClientConnection, to: str) -> None:
+    async def _pose(self, ws: Client, to: str) -> None:
         me = self.peer
         assert me is not None
         cand = json.dumps(
@@ -133,25 +134,25 @@ class Impostor:
 
     async def _main(self, room: str) -> None:
         self._stop = asyncio.Event()
-        async with connect(self.ws_url) as ws:
-            await ws.send(json.dumps({"type": "join", "room": room, "name": "impostor"}))
+        ws = await Client.open(self.ws_url)
+        try:
+            welcome = await ws.join(room, name="impostor")
+            self.peer = me = ws.id
+            assert me is not None
+            self._joined.set()
+            for p in welcome["peers"]:
+                # To the sharer, as another sharer: a hello (fine) and an offer (not).
+                await self._send(
+                    ws, p["peer"], self.signed.seal("hello", me, p["peer"], "receiver")
+                )
+                await self._send(
+                    ws, p["peer"], self.signed.seal("offer", me, p["peer"], FAKE_OFFER)
+                )
 
             async def read() -> None:
-                async for raw in ws:
+                async for raw in ws.ws:
                     msg = json.loads(raw)
-                    if msg["type"] == "welcome":
-                        self.peer = msg["peer"]
-                        self._joined.set()
-                        for p in msg["peers"]:
-                            # To the sharer, as another sharer: a hello (fine) and an offer (not).
-                            me = self.peer
-                            await self._send(
-                                ws, p["peer"], self.signed.seal("hello", me, p["peer"], "receiver")
-                            )
-                            await self._send(
-                                ws, p["peer"], self.signed.seal("offer", me, p["peer"], FAKE_OFFER)
-                            )
-                    elif msg["type"] == "peer-joined":
+                    if msg["type"] == "peer-joined":
                         await self._pose(ws, msg["peer"])
                     elif msg["type"] == "signal":
                         data = msg["data"]
@@ -168,6 +169,8 @@ class Impostor:
             stop.cancel()
             if reader.done() and not reader.cancelled() and reader.exception():
                 raise reader.exception()  # type: ignore[misc]
+        finally:
+            await ws.close()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -176,6 +179,8 @@ class Impostor:
         except BaseException as e:  # reported by stop(), not lost in a thread
             self.error = e
             self._joined.set()
+        finally:
+            self._loop.close()
 
     def start(self) -> None:
         self._thread.start()
@@ -183,7 +188,7 @@ class Impostor:
             raise RuntimeError(f"impostor did not join: {self.error!r}")
 
     def stop(self) -> None:
-        if self._stop is not None:
+        if self._stop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
         assert self.error is None, f"impostor failed: {self.error!r}"

@@ -133,7 +133,10 @@ class TamperingRelay:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._main())
+        try:
+            self._loop.run_until_complete(self._main())
+        finally:
+            self._loop.close()
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
@@ -147,7 +150,7 @@ class TamperingRelay:
             raise TimeoutError("relay did not start")
 
     def stop(self) -> None:
-        if self._stop is not None:
+        if self._stop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 

@@ -3,17 +3,25 @@
 Its receive buffer is tiny and it never calls recv() after the welcome, so the
 node's frames for it pile up in the kernel and then in the node; it never
 answers a WebSocket ping either. Used by tests/cluster/test_stuck_peers.py and
-bench/stuck_peers.py. Blocking sockets, every call under a timeout.
+bench/stuck_peers.py. Blocking sockets, every call under a timeout; the framing is
+tests/support/client.py's.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import socket
-import struct
-from typing import Any
+
+from tests.support.client import (
+    OP_TEXT,
+    Frame,
+    decode_frame,
+    encode_text,
+    handshake_request,
+    handshake_response,
+    join_frame,
+)
 
 TCP_ESTABLISHED = 1
 TCP_CLOSE = 7
@@ -33,20 +41,11 @@ class StuckPeer:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
         self.sock.settimeout(timeout)
         self.sock.connect(("127.0.0.1", port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(
-            (
-                f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
+        self.sock.sendall(handshake_request(f"127.0.0.1:{port}"))
         self._buf = b""
-        while b"\r\n\r\n" not in self._buf:
+        while (done := handshake_response(self._buf)) is None:
             self._buf += self._recv_some()
-        head, _, self._buf = self._buf.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 101"):
-            raise ConnectionError(f"handshake refused: {head[:80]!r}")
+        self._buf = self._buf[done[1] :]
         self.id: str | None = None
 
     def _recv_some(self) -> bytes:
@@ -55,38 +54,22 @@ class StuckPeer:
             raise ConnectionError("the node closed the connection")
         return chunk
 
-    def _take(self, n: int) -> bytes:
-        while len(self._buf) < n:
-            self._buf += self._recv_some()
-        out, self._buf = self._buf[:n], self._buf[n:]
-        return out
+    def send(self, obj: Frame) -> None:
+        self.sock.sendall(encode_text(obj, os.urandom(4)))
 
-    def send(self, obj: Any) -> None:
-        payload = json.dumps(obj).encode()
-        mask = os.urandom(4)
-        n = len(payload)
-        header = bytes([0x81]) + (
-            bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n)
-        )
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(header + mask + masked)
-
-    def recv(self) -> dict[str, Any]:
+    def recv(self) -> Frame:
         """The next text frame (pings and other control frames are skipped, unanswered)."""
         while True:
-            first, second = self._take(2)
-            n = second & 0x7F
-            if n == 126:
-                n = struct.unpack("!H", self._take(2))[0]
-            elif n == 127:
-                n = struct.unpack("!Q", self._take(8))[0]
-            payload = self._take(n)
-            if first & 0x0F == 0x1:
-                frame: dict[str, Any] = json.loads(payload)
+            while (got := decode_frame(self._buf)) is None:
+                self._buf += self._recv_some()
+            opcode, payload, end = got
+            self._buf = self._buf[end:]
+            if opcode == OP_TEXT:
+                frame: Frame = json.loads(payload)
                 return frame
 
     def join(self, room: str) -> str:
-        self.send({"type": "join", "room": room})
+        self.send(join_frame(room))
         while True:
             frame = self.recv()
             if frame["type"] == "welcome":

@@ -11,7 +11,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from pea.admission import client_key
 from pea.http import host_allowed
-from tests.unit.conftest import peers_of
+from tests.support.inproc import peers_of
 
 
 def test_a_dns_rebinding_handshake_is_refused_with_a_public_url(
@@ -35,8 +35,8 @@ def test_host_names_that_reach_the_node() -> None:
     url = "https://pea.example"
     for host in ("pea.example", "PEA.example:443", "10.1.2.3:8080", "localhost:8080", "[::1]:80"):
         assert host_allowed(host, url, own), host
-    for host in (None, "", "evil.test", "pea.example.evil.test", "10.1.2.4", "[::2]:80", "a b"):
-        assert not host_allowed(host, url, own), host
+    for bad in (None, "", "evil.test", "pea.example.evil.test", "10.1.2.4", "[::2]:80", "a b"):
+        assert not host_allowed(bad, url, own), bad
 
 
 def test_one_address_may_hold_only_so_many_connections(

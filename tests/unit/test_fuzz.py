@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from pea.protocol import Join, Leave, Ping, ProtocolError, Signal, encode_data, parse
-from tests.unit.conftest import OTHER_ROOM, ROOM, peers_of
+from tests.support.inproc import OTHER_ROOM, ROOM, peers_of
 
 ERROR_CODES = {
     "bad-json",

@@ -16,7 +16,7 @@ from pea.bus import Bus
 from pea.bus.memory import MemoryBroker, MemoryBus
 from pea.bus.redis import RedisBus
 from pea.config import Settings
-from tests.unit.conftest import ROOM, peers_of
+from tests.support.inproc import ROOM, peers_of
 
 HOSTILE_JOINS = [
     '{"type":"join","room":"' + ROOM + r'","name":"Ann\ud800"}',

@@ -6,7 +6,7 @@ from pathlib import Path
 from starlette.testclient import TestClient
 
 from pea.app import create_metrics_app
-from tests.unit.conftest import ROOM, peers_of
+from tests.support.inproc import ROOM, peers_of
 
 
 def test_health_and_readiness(client: TestClient) -> None:

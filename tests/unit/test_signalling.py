@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from tests.unit.conftest import OTHER_ROOM, ROOM, Peer, peers_of
+from tests.support.inproc import OTHER_ROOM, ROOM, Peer, peers_of
 
 Connect = Callable[..., Peer]
 

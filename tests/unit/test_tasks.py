@@ -20,7 +20,7 @@ from pea.bus import Envelope
 from pea.bus.redis import RedisBus
 from pea.metrics import Metrics
 from pea.tasks import Supervisor
-from tests.unit.conftest import ROOM, peers_of
+from tests.support.inproc import ROOM, peers_of
 
 
 def failures(metrics: Metrics, task: str) -> float:
@@ -98,7 +98,7 @@ async def test_a_publisher_failure_is_logged_counted_and_publishing_goes_on(
             raise RuntimeError("injected publisher failure")
         await send(messages)
 
-    publisher._send = fail_once  # type: ignore[method-assign]
+    publisher._send = fail_once
     await a.bus.publish(ROOM, Envelope.signal("p2", 0, '"lost"'))
     await eventually(lambda: failures(a.metrics, "bus-publisher") == 1)
     await a.bus.publish(ROOM, Envelope.signal("p2", 0, '"after"'))

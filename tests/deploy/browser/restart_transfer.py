@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from deploy.cluster.run import Cluster, cluster
 from playwright.sync_api import expect
 
+from deploy.cluster.run import Cluster, cluster
 from tests.e2e.conftest import MiB, Pages, sha256_file, write_random
 from tests.e2e.flows import fragment, open_link, row, saved, share
 

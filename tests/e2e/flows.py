@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any
 
 from playwright.sync_api import Download, Locator, Page, expect
+
+from tests.support.pages import DOWNLOAD_DIRS
 
 TIMEOUT_MS = 30000
 # docs/transfer-protocol.md §1: "#2." secret "." commitment to the sharer's public key.
@@ -60,11 +61,6 @@ def download(page: Page, name: str) -> Path:
     # Chromium itself replaces characters that are unsafe in file names on some systems.
     assert info.value.suggested_filename == re.sub(r'[<>:"|?*\\]', "_", name)
     return saved(info.value)
-
-
-# Firefox saves a blob: download (pea's memory mode, as on plain HTTP) into the browser's
-# downloads folder without any Playwright event: such a download is found there instead.
-DOWNLOAD_DIRS: dict[Any, Path] = {}
 
 
 def firefox_name_matches(got: str, name: str) -> bool:

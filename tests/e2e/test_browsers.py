@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import ENGINES, MiB, Pages, sha256_file, write_random
 from tests.e2e.flows import TIMEOUT_MS, download, fragment, open_link, row, share
+from tests.support.browser import ENGINES
+from tests.support.pages import MiB, Pages, sha256_file, write_random
 from tests.support.procs import PeaNode
 
 LINK = "/#2.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA"

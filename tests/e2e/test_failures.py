@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import MiB, Pages, sha256_file, sized, write_random
 from tests.e2e.flows import assert_not_finished, download, fragment, open_link, row, share
 from tests.e2e.relay import forge_fingerprint, tampering_relay
+from tests.support.pages import MiB, Pages, sha256_file, sized, write_random
 from tests.support.procs import PeaNode, RedisServer, pea_node
 
 
@@ -83,10 +83,12 @@ def test_plain_http_lan_address_falls_back_to_memory(
     pages: Pages, cluster: tuple[PeaNode, PeaNode], files: dict[str, Path]
 ) -> None:
     """lan.pea.test maps to 127.0.0.1 but is not a secure context, like http://192.168.x.y:
-    no service worker, no crypto.subtle. The page says so, and downloads still verify."""
+    no service worker, no crypto.subtle. Both pages are there: the sharer makes its
+    Ed25519 key and signs, the receiver checks, the page says so, downloads still verify."""
     node_a, node_b = cluster
     sharer = pages.new()
-    link = share(sharer, node_a.url, [files["small.txt"]])
+    link = share(sharer, node_a.url.replace("127.0.0.1", "lan.pea.test"), [files["small.txt"]])
+    assert sharer.evaluate("isSecureContext") is False
     receiver = pages.new()
     url = node_b.url.replace("127.0.0.1", "lan.pea.test") + "/" + fragment(link)
     open_link(receiver, url, expect_files=1)

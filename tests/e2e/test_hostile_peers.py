@@ -15,9 +15,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import MiB, Pages, sha256_file, sized, write_random
 from tests.e2e.flows import TIMEOUT_MS, fragment, open_link, row, saved, share
 from tests.e2e.relay import tampering_relay
+from tests.support.pages import MiB, Pages, sha256_file, sized, write_random
 from tests.support.procs import PeaNode
 
 RLO_NAME = "invoice\u202efdp.exe"

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Pages, sha256_file, write_random
 from tests.e2e.flows import download, fragment, link_parts, open_link, share
 from tests.e2e.linkholder import derive, impostor, unb64url
 from tests.e2e.recorder import recording_proxy
+from tests.support.pages import Pages, sha256_file, write_random
 from tests.support.procs import PeaNode, wait_for
 
 IMPOSTOR_SENTENCE = "Someone else who has this link tried to pose as the sharer; pea ignored them."
@@ -188,7 +188,7 @@ def test_replayed_signals_are_refused(
         open_link(r, pb.url + "/" + fragment(link), expect_files=1)
         before = (replays(r_log), replays(sharer_log))
         for proxy, kinds in ((pb, ("offer", "candidate")), (pa, ("answer", "candidate"))):
-            old = {}
+            old: dict[str, Any] = {}
             for f in proxy.frames("ws-down"):
                 if f.get("type") == "signal" and f["data"].get("kind") in kinds:
                     old.setdefault(f["data"]["kind"], f)

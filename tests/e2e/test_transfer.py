@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import MiB, Pages, sha256_file, sized, skip_in, write_random
 from tests.e2e.flows import download, fragment, open_link, row, saved, share
+from tests.support.pages import MiB, Pages, sha256_file, sized, skip_in, write_random
 from tests.support.procs import PeaNode
 
 EMPTY = "empty.txt"

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import STATIC, MiB
+from tests.support.pages import STATIC, MiB
 from tests.support.procs import ROOT, PeaNode
 
 MINIBROWSER = next(Path("/usr/lib").glob("*/webkit2gtk-4.*/MiniBrowser"), None)

@@ -95,3 +95,18 @@ def nginx_exe() -> str:
     if not Path(exe).exists():
         pytest.fail("nginx is missing: run `make system-deps`")
     return exe
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """{"spec.ports[0].port": 80, ...}: one entry per leaf, for readable diffs."""
+    if isinstance(node, dict) and node:
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(node, list) and node:
+        out = {}
+        for i, v in enumerate(node):
+            out.update(flatten(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: node}

@@ -15,6 +15,7 @@ import uvicorn
 
 from pea.app import create_app, create_metrics_app
 from pea.config import FIELDS, ConfigError, Settings, load_settings
+from pea.errors import js_module, markdown_table
 from pea.http_limits import limited_protocol
 from pea.logs import setup_logging
 from pea.node import Node
@@ -92,6 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{field.help} [{field.env}; default: {_shown(field.default)}]",
         )
     verbs.add_parser("settings", help="print every setting as a Markdown table (for the docs)")
+    errors = verbs.add_parser(
+        "errors",
+        help="print the error catalogue (for docs/protocol.md or web/src/errors.gen.js)",
+    )
+    errors.add_argument(
+        "form",
+        choices=("markdown", "js"),
+        help="markdown: the table of docs/protocol.md; js: the module web/src/errors.gen.js",
+    )
     return parser
 
 
@@ -173,6 +183,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.verb == "settings":
         print(settings_table())
+        return
+    if args.verb == "errors":
+        print(
+            markdown_table() if args.form == "markdown" else js_module(),
+            end="\n" * (args.form == "markdown"),
+        )
         return
     overrides = {k: v for k, v in vars(args).items() if k != "verb" and v is not None}
     try:

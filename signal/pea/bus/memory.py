@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pea.bus import Deliver, Envelope, JoinResult, OnReconnect, info_name
-from pea.protocol import ProtocolError
+from pea.errors import Errors
 
 if TYPE_CHECKING:
     from pea.tasks import Supervisor
@@ -142,9 +142,7 @@ class MemoryBus:
             try:
                 envelope.encode()
             except UnicodeEncodeError:
-                raise ProtocolError(
-                    "bad-message", "The message cannot be relayed: it is not valid Unicode."
-                ) from None
+                raise Errors.NOT_UNICODE.error() from None
         self._broker.publish(room, envelope)
 
     async def heartbeat(self, rooms: dict[str, dict[str, str]], upsert: bool = False) -> None:

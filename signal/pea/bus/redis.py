@@ -27,7 +27,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from pea.bus import BusUnavailable, Deliver, JoinResult, OnReconnect, info_name
-from pea.protocol import ProtocolError
+from pea.errors import Errors
 from pea.tasks import Supervisor
 
 log = logging.getLogger("pea.bus")
@@ -483,9 +483,7 @@ class RedisBus:
         try:
             message = envelope.encode()
         except UnicodeEncodeError:
-            raise ProtocolError(
-                "bad-message", "The message cannot be relayed: it is not valid Unicode."
-            ) from None
+            raise Errors.NOT_UNICODE.error() from None
         await self._publisher.put(_channel(room).encode(), message)
 
     async def heartbeat(self, rooms: dict[str, dict[str, str]], upsert: bool = False) -> None:

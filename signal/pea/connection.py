@@ -265,7 +265,14 @@ class Connection:
             while self._queue:
                 frame = self._queue.popleft()
                 self._queued_bytes -= len(frame)
-                await self.ws.send_text(frame)
+                try:
+                    await self.ws.send_text(frame)
+                except UnicodeEncodeError:
+                    # Second line of defence: parse refuses frames that would not
+                    # encode; should one slip through, it is dropped, not the peer.
+                    frames_out.inc("unencodable")
+                    log.warning("dropped a frame that is not valid Unicode")
+                    continue
                 self._written += len(frame)
                 frames_out.inc(frame_type(frame))
                 # Inline: the kernel took less than was written, the peer is

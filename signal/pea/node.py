@@ -54,6 +54,7 @@ class Node:
         self.draining = False
         self.tasks = Supervisor(self.metrics.task_failures)
         self.presence = Presence(settings, bus, self.hub, self.metrics)
+        self.metrics.count_bus_drops(lambda: bus.publishes_dropped)
         self._room_locks: dict[str, _RoomLock] = {}
         self._view_checked: dict[str, float] = {}
         self._subscribed: set[str] = set()

@@ -103,6 +103,10 @@ class MemoryBus:
     def reconnects(self) -> int:
         return 0
 
+    @property
+    def publishes_dropped(self) -> int:
+        return 0
+
     async def start(
         self, deliver: Deliver, on_reconnect: OnReconnect, tasks: Supervisor | None = None
     ) -> None:

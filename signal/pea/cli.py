@@ -13,6 +13,7 @@ from types import FrameType
 
 import uvicorn
 
+from pea import uvicorn_compat
 from pea.app import create_app, create_metrics_app
 from pea.config import FIELDS, ConfigError, Settings, load_settings
 from pea.errors import js_module, markdown_table
@@ -50,6 +51,8 @@ class DrainingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._drain_task is not None or self._loop is None or not self.started:
             super().handle_exit(sig, frame)
+            # Private, checked at start-up by pea.uvicorn_compat: else uvicorn
+            # re-raises the signal at exit, after pea drained gracefully.
             self._captured_signals.clear()
             return
         self._loop.call_soon_threadsafe(self._start_drain)
@@ -197,6 +200,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"pea: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     setup_logging(settings.log_level, settings.log_json)
+    try:
+        uvicorn_compat.check()
+    except uvicorn_compat.IncompatibleUvicorn as exc:
+        print(f"pea: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     app = create_app(settings)
     node: Node = app.state.node
     metrics = metrics_config(create_metrics_app(node), settings) if settings.metrics_port else None

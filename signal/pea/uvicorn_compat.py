@@ -39,7 +39,8 @@ class IncompatibleUvicorn(RuntimeError):
 
 def problems() -> list[str]:
     found: list[str] = []
-    server = uvicorn.Server(uvicorn.Config(app=None))  # type: ignore[arg-type]
+    # log_config=None: a Config installs uvicorn's logging otherwise, over pea's.
+    server = uvicorn.Server(uvicorn.Config(app=None, log_config=None))  # type: ignore[arg-type]
     if not isinstance(getattr(server, "_captured_signals", None), list):
         found.append("uvicorn.Server has no list `_captured_signals` (used to drain on SIGTERM)")
     for name in HTTPTOOLS_METHODS:

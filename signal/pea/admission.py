@@ -11,8 +11,12 @@ Every check a new `/ws` connection meets is here, in the order it meets them:
    `--max-connections-per-client`: `unavailable` and close 1013 (the client
    retries with backoff; behind a shared address a place frees up when someone
    else's tab closes).
-5. Admitted: counted in the node's set and per address, and given
-   `--join-timeout` to join a room, else `not-joined` and close 1008.
+5. Admitted: counted in the node's set and per address, handed to a new
+   `Session`, and given `--join-timeout` to join a room, else `not-joined` and
+   close 1008.
+
+When the connection ends its session leaves its room, and the connection gives
+up its place here: admission and removal are both in `serve`.
 
 The client address is `scope["client"]`, which uvicorn rewrites from
 `X-Forwarded-For` only for a TCP peer in `--trusted-proxies` (see cli.py).

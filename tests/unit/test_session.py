@@ -81,3 +81,21 @@ async def test_a_frame_that_cannot_be_encoded_is_dropped_and_the_rest_still_go_o
     assert ws.sent == ['{"type":"pong"}']
     out = metrics.registry.get_sample_value("pea_frames_out_total", {"type": "unencodable"})
     assert out == 1.0
+
+
+def test_live_delivery_and_the_join_replay_share_one_filter() -> None:
+    from pea.bus import Envelope
+    from pea.session import wanted
+
+    joined = Envelope.parse(Envelope.joined("bob", '{"type":"peer-joined"}'))
+    left = Envelope.parse(Envelope.left("bob"))
+    to_me = Envelope.parse(Envelope.signal("me", 1, '{"type":"signal"}'))
+    to_bob = Envelope.parse(Envelope.signal("bob", 1, '{"type":"signal"}'))
+    mine = Envelope.parse(Envelope.joined("me", '{"type":"peer-joined"}'))
+    # Live: news about anyone but me, signals for me.
+    assert wanted(joined, "me") and wanted(left, "me") and wanted(to_me, "me")
+    assert not wanted(to_bob, "me") and not wanted(mine, "me")
+    # Replay after a welcome: what the welcome already said is not news.
+    assert not wanted(joined, "me", {"bob"}) and wanted(joined, "me", set())
+    assert wanted(left, "me", {"bob"}) and not wanted(left, "me", set())
+    assert wanted(to_me, "me", set()) and not wanted(mine, "me", set())

@@ -11,8 +11,12 @@ Every check a new `/ws` connection meets is here, in the order it meets them:
    `--max-connections-per-client`: `unavailable` and close 1013 (the client
    retries with backoff; behind a shared address a place frees up when someone
    else's tab closes).
-5. Admitted: counted in the node's set and per address, and given
-   `--join-timeout` to join a room, else `not-joined` and close 1008.
+5. Admitted: counted in the node's set and per address, handed to a new
+   `Session`, and given `--join-timeout` to join a room, else `not-joined` and
+   close 1008.
+
+When the connection ends its session leaves its room, and the connection gives
+up its place here: admission and removal are both in `serve`.
 
 The client address is `scope["client"]`, which uvicorn rewrites from
 `X-Forwarded-For` only for a TCP peer in `--trusted-proxies` (see cli.py).
@@ -30,7 +34,9 @@ from starlette.websockets import WebSocket
 
 from pea import http
 from pea.connection import Connection
-from pea.protocol import Close, ProtocolError, error_frame, reconnect_frame
+from pea.errors import Close, Errors, ProtocolError
+from pea.protocol import reconnect_frame
+from pea.session import Session
 
 if TYPE_CHECKING:
     from pea.node import Node
@@ -64,16 +70,13 @@ class Admission:
             return False
         return True
 
-    def refusal(self, address: str) -> str | None:
-        """The `unavailable` message for a connection that may not stay, or None."""
+    def refusal(self, address: str) -> ProtocolError | None:
+        """The `unavailable` error for a connection that may not stay, or None."""
         if not self.node.accepting():
-            return "This server is at capacity; try again shortly."
+            return Errors.NODE_FULL.error()
         limit = self.settings.max_connections_per_client
         if limit and self.per_client.get(address, 0) >= limit:
-            return (
-                f"Too many connections from your network address (at most {limit}); "
-                "close other pea tabs or try again shortly."
-            )
+            return Errors.TOO_MANY_FROM_ADDRESS.error(limit=limit)
         return None
 
     # -- the connection's life ---------------------------------------------------
@@ -91,18 +94,21 @@ class Admission:
         address = client_address(ws)
         refused = self.refusal(address)
         if refused is not None:
-            node.metrics.errors.inc("unavailable")
-            await ws.send_text(error_frame("unavailable", refused))
+            node.metrics.errors.inc(refused.code)
+            await ws.send_text(refused.frame())
             await ws.close(Close.TRY_AGAIN)
             return
         conn = Connection(ws, self.settings, node.metrics)
+        session = Session(node, conn)
         self._add(conn, address)
         extension: list[asyncio.TimerHandle] = []
         deadline = asyncio.get_running_loop().call_later(
-            self.settings.join_timeout, self._join_deadline, conn, extension
+            self.settings.join_timeout, self._join_deadline, session, extension
         )
         try:
-            await conn.run(node)
+            # On the way out the session leaves its room (Handler.disconnect),
+            # then the connection gives up its place here.
+            await conn.run(session)
         finally:
             deadline.cancel()
             for handle in extension:
@@ -123,22 +129,21 @@ class Admission:
         self.node.connections.discard(conn)
         self.node.metrics.connections.set(len(self.node.connections))
 
-    def _join_deadline(self, conn: Connection, extension: list[asyncio.TimerHandle]) -> None:
+    def _join_deadline(self, session: Session, extension: list[asyncio.TimerHandle]) -> None:
         """A socket that never joins holds a place for nothing: close it. A join in
         flight (a slow bus) gets one more period before the close."""
-        if conn.room is not None or conn.closing:
+        conn = session.conn
+        if session.room is not None or conn.closing:
             return
-        if conn.joining and not extension:
+        if session.joining and not extension:
             extension.append(
                 asyncio.get_running_loop().call_later(
-                    self.settings.join_timeout, self._join_deadline, conn, extension
+                    self.settings.join_timeout, self._join_deadline, session, extension
                 )
             )
             return
         seconds = f"{self.settings.join_timeout:g}"
-        conn.error(
-            ProtocolError("not-joined", f"No room joined within {seconds} s; connect again.")
-        )
+        conn.error(Errors.NO_JOIN_IN_TIME.error(seconds=seconds))
         conn.close(Close.POLICY, "no join in time")
 
 

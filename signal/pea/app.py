@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -92,10 +92,10 @@ def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
         finally:
             await node.stop()
 
-    routes: list[Route | WebSocketRoute | Mount] = [
+    # No route for /ws: PeaApp dispatches it before the router.
+    routes: list[Route | Mount] = [
         Route("/healthz", http.healthz),
         Route("/readyz", http.readyz),
-        WebSocketRoute("/ws", websocket_endpoint),
     ]
     static = http.web_dir(settings.web_dir)
     if static is not None:

@@ -13,8 +13,10 @@ from types import FrameType
 
 import uvicorn
 
+from pea import uvicorn_compat
 from pea.app import create_app, create_metrics_app
 from pea.config import FIELDS, ConfigError, Settings, load_settings
+from pea.errors import js_module, markdown_table
 from pea.http_limits import limited_protocol
 from pea.logs import setup_logging
 from pea.node import Node
@@ -49,6 +51,8 @@ class DrainingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._drain_task is not None or self._loop is None or not self.started:
             super().handle_exit(sig, frame)
+            # Private, checked at start-up by pea.uvicorn_compat: else uvicorn
+            # re-raises the signal at exit, after pea drained gracefully.
             self._captured_signals.clear()
             return
         self._loop.call_soon_threadsafe(self._start_drain)
@@ -92,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{field.help} [{field.env}; default: {_shown(field.default)}]",
         )
     verbs.add_parser("settings", help="print every setting as a Markdown table (for the docs)")
+    errors = verbs.add_parser(
+        "errors",
+        help="print the error catalogue (for docs/protocol.md or web/src/errors.gen.js)",
+    )
+    errors.add_argument(
+        "form",
+        choices=("markdown", "js"),
+        help="markdown: the table of docs/protocol.md; js: the module web/src/errors.gen.js",
+    )
     return parser
 
 
@@ -174,6 +187,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.verb == "settings":
         print(settings_table())
         return
+    if args.verb == "errors":
+        print(
+            markdown_table() if args.form == "markdown" else js_module(),
+            end="\n" * (args.form == "markdown"),
+        )
+        return
     overrides = {k: v for k, v in vars(args).items() if k != "verb" and v is not None}
     try:
         settings = load_settings(overrides)
@@ -181,6 +200,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"pea: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     setup_logging(settings.log_level, settings.log_json)
+    try:
+        uvicorn_compat.check()
+    except uvicorn_compat.IncompatibleUvicorn as exc:
+        print(f"pea: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     app = create_app(settings)
     node: Node = app.state.node
     metrics = metrics_config(create_metrics_app(node), settings) if settings.metrics_port else None

@@ -7,6 +7,7 @@ flag and the variable so an operator can find the culprit in either place.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import os
@@ -341,39 +342,49 @@ FIELDS: tuple[Field, ...] = (
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 
 
+def _default(name: str) -> Any:
+    """The dataclass default of a setting, taken from FIELDS: defaults are written once."""
+    value = FIELDS_BY_NAME[name].default
+    if isinstance(value, list | dict):
+        return field(default_factory=lambda: copy.deepcopy(value))
+    return field(default=value)
+
+
 @dataclass(frozen=True)
 class Settings:
-    host: str = "0.0.0.0"
-    port: int = 8080
-    redis_url: str | None = None
-    secret: str | None = None
-    public_url: str | None = None
-    max_peers_per_room: int = 16
-    max_frame_bytes: int = 65536
-    rate_per_second: float = 100.0
-    rate_burst: int = 200
-    max_connections: int = 25000
-    resume_grace: float = 15.0
-    allowed_origins: tuple[str, ...] = ()
-    ice_servers: list[dict[str, Any]] = field(default_factory=lambda: list(DEFAULT_ICE_SERVERS))
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    ping_interval: float = 20.0
-    ping_timeout: float = 20.0
-    send_queue_bytes: int = 1 << 20
-    heartbeat_interval: float = 2.0
-    drain_timeout: float = 10.0
-    drain_batch: int = 200
-    max_connections_per_client: int = 50
-    join_timeout: float = 10.0
-    header_timeout: float = 10.0
-    max_header_bytes: int = 16384
-    trusted_proxies: tuple[str, ...] = ()
-    metrics_port: int = 9090
-    web_dir: str | None = None
-    log_level: str = "info"
-    log_json: bool = False
-    send_timeout: float = 10.0
+    """Every setting, typed; the defaults (and help, parsing) are those of FIELDS."""
+
+    host: str = _default("host")
+    port: int = _default("port")
+    redis_url: str | None = _default("redis_url")
+    secret: str | None = _default("secret")
+    public_url: str | None = _default("public_url")
+    max_peers_per_room: int = _default("max_peers_per_room")
+    max_frame_bytes: int = _default("max_frame_bytes")
+    rate_per_second: float = _default("rate_per_second")
+    rate_burst: int = _default("rate_burst")
+    max_connections: int = _default("max_connections")
+    resume_grace: float = _default("resume_grace")
+    allowed_origins: tuple[str, ...] = _default("allowed_origins")
+    ice_servers: list[dict[str, Any]] = _default("ice_servers")  # noqa: RUF009 (a fresh copy each)
+    tls_cert: str | None = _default("tls_cert")
+    tls_key: str | None = _default("tls_key")
+    ping_interval: float = _default("ping_interval")
+    ping_timeout: float = _default("ping_timeout")
+    send_queue_bytes: int = _default("send_queue_bytes")
+    heartbeat_interval: float = _default("heartbeat_interval")
+    drain_timeout: float = _default("drain_timeout")
+    drain_batch: int = _default("drain_batch")
+    max_connections_per_client: int = _default("max_connections_per_client")
+    join_timeout: float = _default("join_timeout")
+    header_timeout: float = _default("header_timeout")
+    max_header_bytes: int = _default("max_header_bytes")
+    trusted_proxies: tuple[str, ...] = _default("trusted_proxies")
+    metrics_port: int = _default("metrics_port")
+    web_dir: str | None = _default("web_dir")
+    log_level: str = _default("log_level")
+    log_json: bool = _default("log_json")
+    send_timeout: float = _default("send_timeout")
 
     def __post_init__(self) -> None:
         if self.metrics_port and self.metrics_port == self.port:
@@ -401,6 +412,9 @@ class Settings:
 
 _PROCESS_SECRET = secrets.token_urlsafe(32)
 
+if {f.name for f in fields(Settings)} != set(FIELDS_BY_NAME):
+    raise ImportError("pea.config: FIELDS and Settings name different settings")
+
 
 def load_settings(
     overrides: Mapping[str, str | None] | None = None,
@@ -425,6 +439,4 @@ def load_settings(
             values[f.name] = f.parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{f.flag} / {f.env}: {exc} (from {source})") from None
-    known = {f.name for f in fields(Settings)}
-    assert known == set(FIELDS_BY_NAME), "FIELDS and Settings disagree"
     return Settings(**values)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from pea.protocol import DEPARTURE_CODES, Close, ProtocolError
+from pea.errors import DEPARTURE_CODES, Close, Errors, ProtocolError
 
 if TYPE_CHECKING:
     from pea.config import Settings
@@ -163,23 +163,12 @@ class Connection:
         "_watchdog",
         "_writer",
         "_written",
-        "buffered",
         "client_code",
-        "info",
-        "joining",
-        "peer",
-        "room",
         "ws",
     )
 
     def __init__(self, ws: WebSocket, settings: Settings, metrics: Metrics) -> None:
         self.ws = ws
-        self.room: str | None = None
-        self.peer: str | None = None
-        self.info = ""
-        self.joining = False
-        self.buffered: list[str] | None = None
-        """Bus envelopes for the room while this connection's join is in flight."""
         self._settings = settings
         self._metrics = metrics
         self._queue: deque[str] = deque()
@@ -202,9 +191,6 @@ class Connection:
         """Characters of frames handed to the transport (a byte count, near enough)."""
         self._flushed = 0
         self._progress_at = 0.0
-
-    def __repr__(self) -> str:
-        return f"<Connection room={self.room} peer={self.peer}>"
 
     # -- sending ----------------------------------------------------------
 
@@ -241,7 +227,7 @@ class Connection:
             self._close = (1006, why)
         if stuck:
             self._metrics.dropped_slow.inc()
-            log.info("resetting a peer that does not read (room=%s): %s", self.room, why)
+            log.info("resetting a peer that does not read: %s", why)
         self._queue.clear()
         self._queued_bytes = 0
         if self._watchdog is not None:
@@ -279,7 +265,14 @@ class Connection:
             while self._queue:
                 frame = self._queue.popleft()
                 self._queued_bytes -= len(frame)
-                await self.ws.send_text(frame)
+                try:
+                    await self.ws.send_text(frame)
+                except UnicodeEncodeError:
+                    # Second line of defence: parse refuses frames that would not
+                    # encode; should one slip through, it is dropped, not the peer.
+                    frames_out.inc("unencodable")
+                    log.warning("dropped a frame that is not valid Unicode")
+                    continue
                 self._written += len(frame)
                 frames_out.inc(frame_type(frame))
                 # Inline: the kernel took less than was written, the peer is
@@ -378,7 +371,7 @@ class Connection:
             if not self._bucket.take():
                 frames_in.inc("dropped")
                 self._dropped_in_a_row += 1
-                self.error(ProtocolError("rate-limited", "Too many frames; this one was dropped."))
+                self.error(Errors.RATE_LIMITED.error())
                 if self._dropped_in_a_row >= FLOOD_CLOSE_AFTER:
                     self.close(Close.POLICY, "rate limit exceeded")
                 continue
@@ -386,12 +379,12 @@ class Connection:
             text = message.get("text")
             if text is None:
                 frames_in.inc("binary")
-                self.error(ProtocolError("bad-json", "Frames must be text frames holding JSON."))
+                self.error(Errors.BINARY_FRAME.error())
                 continue
             if len(text) > max_bytes // 4 and len(text.encode()) > max_bytes:
                 frames_in.inc("too-large")
                 self._oversized += 1
-                self.error(ProtocolError("too-large", f"Frames may be at most {max_bytes} bytes."))
+                self.error(Errors.TOO_LARGE.error(limit=max_bytes))
                 if self._oversized >= OVERSIZE_CLOSE_AFTER:
                     self.close(Close.TOO_BIG, "frames too large")
                 continue

@@ -4,7 +4,7 @@ Besides the local connections, the hub keeps a view of every member of the
 rooms this node serves (local or on other nodes), fed by the bus's `joined` and
 `left` events, so `unknown-peer` is decided without a round trip to Redis. It
 also holds connections whose join is in flight: events for their room are
-buffered for them until their `welcome` is out (see Node.join).
+buffered for them until their `welcome` is out (see Node.join, Session._join).
 """
 
 from __future__ import annotations

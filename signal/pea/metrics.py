@@ -3,7 +3,11 @@ in one process, and the default registry would mix them up)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 
 class ByLabel:
@@ -19,6 +23,16 @@ class ByLabel:
         if child is None:
             child = self._children[label] = self._counter.labels(label)
         child.inc()
+
+
+class CountedElsewhere(Collector):
+    """A counter whose count another object keeps (read at scrape time)."""
+
+    def __init__(self, name: str, documentation: str, read: Callable[[], int]) -> None:
+        self._name, self._documentation, self._read = name, documentation, read
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(self._name, self._documentation, value=self._read())
 
 
 class Metrics:
@@ -54,6 +68,17 @@ class Metrics:
             ["task"],
             registry=r,
         )
+        self.bus_publishes_dropped: CountedElsewhere | None = None
         self.dropped_slow = Counter(
             "pea_slow_consumers_dropped", "Connections dropped for not reading.", registry=r
         )
+
+    def count_bus_drops(self, read: Callable[[], int]) -> None:
+        """`pea_bus_publishes_dropped_total`: messages the bus accepted but lost."""
+        if self.bus_publishes_dropped is None:
+            self.bus_publishes_dropped = CountedElsewhere(
+                "pea_bus_publishes_dropped",
+                "Messages accepted for the bus but lost (the publish to Redis failed).",
+                read,
+            )
+            self.registry.register(self.bus_publishes_dropped)

@@ -1,8 +1,9 @@
-"""Node: owns the hub, the bus and the resume signer; decides what each frame does.
+"""Node: coordinates the hub, the bus, presence and drain; holds no per-peer state.
 
-Data flows one way: a connection hands a frame to `handle`, the node decides,
-the bus carries it across nodes, `deliver` on the receiving node finds the
-local connection through the hub and queues the frame on it.
+Data flows one way: a connection hands a frame to its `Session`, which asks the
+node to join, release or look up peers; the bus carries events across nodes;
+`deliver` on the receiving node finds the local sessions through the hub and
+offers each event to them.
 """
 
 from __future__ import annotations
@@ -11,38 +12,26 @@ import asyncio
 import contextlib
 import logging
 import random
-import secrets
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
-from pea.bus import Bus, BusUnavailable, Envelope, member_info
+from pea.bus import Bus, BusUnavailable, Envelope, JoinResult
 from pea.config import Settings
-from pea.connection import Connection
 from pea.hub import Hub
 from pea.metrics import Metrics
-from pea.protocol import (
-    PONG_FRAME,
-    Close,
-    Join,
-    Leave,
-    Ping,
-    ProtocolError,
-    Signal,
-    encode_data,
-    parse,
-    peer_joined_frame,
-    peer_left_frame,
-    reconnect_frame,
-    signal_frame,
-    welcome_frame,
-)
+from pea.presence import Presence
+from pea.protocol import Close, reconnect_frame
 from pea.resume import ResumeSigner
 from pea.tasks import Supervisor
+
+if TYPE_CHECKING:
+    from pea.connection import Connection
+    from pea.session import Session
 
 log = logging.getLogger("pea.node")
 
 VIEW_REFRESH_MIN_INTERVAL = 1.0
-HEARTBEAT_SLICE = 200
 
 
 class _RoomLock:
@@ -53,25 +42,24 @@ class _RoomLock:
         self.users = 0
 
 
-def new_peer_id() -> str:
-    return secrets.token_urlsafe(12)  # 96 random bits, 16 base64url characters
-
-
 class Node:
     def __init__(self, settings: Settings, bus: Bus, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.bus = bus
         self.metrics = metrics or Metrics()
-        self.hub: Hub[Connection] = Hub()
+        self.hub: Hub[Session] = Hub()
         self.signer = ResumeSigner(settings.effective_secret())
         self.connections: set[Connection] = set()
+        """Open admitted connections; pea.admission adds and removes them."""
         self.draining = False
+        self.tasks = Supervisor(self.metrics.task_failures)
+        self.presence = Presence(settings, bus, self.hub, self.metrics)
+        self.metrics.count_bus_drops(lambda: bus.publishes_dropped)
         self._room_locks: dict[str, _RoomLock] = {}
         self._view_checked: dict[str, float] = {}
         self._subscribed: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self.tasks = Supervisor(self.metrics.task_failures)
-        self._config = {
+        self.client_config: dict[str, Any] = {
             "ice_servers": settings.ice_servers,
             "max_frame_bytes": settings.max_frame_bytes,
             "resume_grace_ms": int(settings.resume_grace * 1000),
@@ -80,8 +68,8 @@ class Node:
     # -- lifecycle ----------------------------------------------------------
 
     async def start(self) -> None:
-        await self.bus.start(self.deliver, self._resync, self.tasks)
-        self._tasks.append(self.tasks.start("heartbeat", self._heartbeat_loop))
+        await self.bus.start(self.deliver, self.presence.resync, self.tasks)
+        self._tasks.append(self.presence.start(self.tasks))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -110,127 +98,73 @@ class Node:
     def accepting(self) -> bool:
         return len(self.connections) < self.settings.max_connections
 
-    # -- frames from clients -------------------------------------------------
+    # -- membership ----------------------------------------------------------
 
-    async def handle(self, conn: Connection, text: str) -> None:
-        try:
-            message = parse(text)
-            if isinstance(message, Signal):
-                self.metrics.frames_in.inc("signal")
-                await self._signal(conn, message)
-            elif isinstance(message, Join):
-                self.metrics.frames_in.inc("join")
-                await self._join(conn, message)
-            elif isinstance(message, Leave):
-                self.metrics.frames_in.inc("leave")
-                if conn.room is None:
-                    raise ProtocolError("not-joined", "Join a room before leaving it.", "leave")
-                await self._release(conn, departure=True)
-            elif isinstance(message, Ping):
-                self.metrics.frames_in.inc("ping")
-                conn.send(PONG_FRAME)
-        except ProtocolError as exc:
-            if exc.code in ("bad-json", "bad-message"):
-                self.metrics.frames_in.inc("invalid")
-            conn.error(exc)
-            if exc.code == "unavailable" and conn.room is None:
-                conn.close(Close.TRY_AGAIN, "signalling unavailable")
-
-    async def _join(self, conn: Connection, msg: Join) -> None:
-        if conn.room is not None or conn.joining:
-            raise ProtocolError(
-                "already-joined", "You are already in a room; leave it first.", "join"
-            )
-        if self.draining:
-            conn.send(reconnect_frame(random.randint(0, 1000)))
-            conn.close(Close.SERVICE_RESTART, "node draining")
-            return
-        if not self.bus.healthy:
-            raise ProtocolError(
-                "unavailable", "Signalling is unavailable right now; try again shortly.", "join"
-            )
-        room = msg.room
-        resume_peer = self.signer.verify(msg.resume, room) if msg.resume else None
-        info = member_info(msg.name, self.bus.node_id)
-        peer = new_peer_id()
-        conn.joining = True
-        conn.buffered = []
-        try:
-            async with self._room_lock(room):
-                self.hub.add_pending(room, conn)
-                try:
-                    await self._ensure_subscribed(room)
-                    if resume_peer is not None:
-                        self._detach(room, resume_peer, "resumed on another connection")
-                    result = await self.bus.join(
-                        room,
-                        peer,
-                        info,
-                        self.settings.max_peers_per_room,
-                        resume_peer,
-                        peer_joined_frame(peer, msg.name),
-                    )
-                finally:
-                    self.hub.remove_pending(room, conn)
-                if result.status == "full":
+    async def join(
+        self,
+        session: Session,
+        room: str,
+        peer: str,
+        info: str,
+        resume_peer: str | None,
+        joined_frame: str,
+    ) -> JoinResult:
+        """Subscribe to the room and join it on the bus; events of the room are
+        buffered for `session` meanwhile. A room this node no longer needs (the
+        join failed, or was full) is unsubscribed again."""
+        async with self._room_lock(room):
+            self.hub.add_pending(room, session)
+            try:
+                await self._ensure_subscribed(room)
+                if resume_peer is not None:
+                    self._detach(room, resume_peer, "resumed on another connection")
+                result = await self.bus.join(
+                    room, peer, info, self.settings.max_peers_per_room, resume_peer, joined_frame
+                )
+            except BusUnavailable:
+                self.hub.remove_pending(room, session)
+                with contextlib.suppress(BusUnavailable):
                     await self._maybe_unsubscribe(room)
-                    raise ProtocolError(
-                        "room-full",
-                        f"This room already holds {self.settings.max_peers_per_room} peers.",
-                        "join",
-                    )
-        except BusUnavailable:
-            raise ProtocolError(
-                "unavailable", "Signalling is unavailable right now; try again shortly.", "join"
-            ) from None
-        finally:
-            conn.joining = False
-            buffered, conn.buffered = conn.buffered or [], None
-        if conn.closing:
-            # The connection went away while joining: undo, as a lost connection.
-            with contextlib.suppress(BusUnavailable):
-                await self.bus.away(room, result.peer)
-            return
-        conn.room, conn.peer, conn.info = room, result.peer, info
-        self.hub.add(room, result.peer, conn, set(result.members))
-        self._update_gauges()
-        peers = [{"peer": p, "name": n} for p, n in result.members.items()]
-        conn.send(
-            welcome_frame(
-                room, result.peer, peers, self.signer.issue(room, result.peer), self._config
-            )
-        )
-        # Events published while the join was in flight, minus those the member
-        # list already reflects.
-        for raw in buffered:
-            env = Envelope.parse(raw)
-            if env.kind == "J" and (env.peer == result.peer or env.peer in result.members):
-                continue
-            if env.kind == "L" and env.peer not in result.members:
-                continue
-            self._deliver_to(conn, env)
-        log.debug("peer %s %s room %s", result.peer, result.status, room)
+                raise
+            self.hub.remove_pending(room, session)
+            if result.status == "full":
+                await self._maybe_unsubscribe(room)
+            return result
 
-    async def _signal(self, conn: Connection, msg: Signal) -> None:
-        room, sender = conn.room, conn.peer
-        if room is None or sender is None:
-            raise ProtocolError("not-joined", "Join a room before sending signals.", "signal")
-        to = msg.to
-        if to == sender or not (self.hub.knows(room, to) or await self._refresh_knows(room, to)):
-            raise ProtocolError("unknown-peer", "No other peer of your room has that id.", "signal")
-        frame = signal_frame(sender, encode_data(msg.data))
-        local = self.hub.get(room, to)
-        if local is not None:
-            local.send(frame)
+    def admit(self, room: str, peer: str, session: Session, members: set[str]) -> None:
+        self.hub.add(room, peer, session, members)
+        self.update_gauges()
+
+    async def release(self, room: str, peer: str, session: Session, departure: bool) -> None:
+        if self.hub.remove(room, peer, session):
+            try:
+                if departure:
+                    await self.bus.leave(room, peer)
+                else:
+                    await self.bus.away(room, peer)
+            except BusUnavailable:
+                # No longer heartbeated, the member expires and is reported left by
+                # whichever node sees it first once the bus is back.
+                log.info("bus unavailable while releasing peer %s", peer)
+        self.update_gauges()
+        await self.forget_room(room)
+
+    async def forget_room(self, room: str) -> None:
+        """Unsubscribe from `room` if no local session needs it any more."""
+        async with self._room_lock(room):
+            await self._maybe_unsubscribe(room)
+
+    def _detach(self, room: str, peer: str, reason: str) -> None:
+        """Close a local session whose peer now lives elsewhere, without releasing it."""
+        old = self.hub.get(room, peer)
+        if old is None:
             return
-        try:
-            await self.bus.publish(room, Envelope.signal(to, time.time_ns(), frame))
-        except BusUnavailable:
-            raise ProtocolError(
-                "unavailable",
-                "Signalling is unavailable right now; the signal was not delivered.",
-                "signal",
-            ) from None
+        self.hub.remove(room, peer, old)
+        old.detach(reason)
+        self.update_gauges()
+
+    async def knows(self, room: str, peer: str) -> bool:
+        return self.hub.knows(room, peer) or await self._refresh_knows(room, peer)
 
     async def _refresh_knows(self, room: str, peer: str) -> bool:
         """The local view may lag behind Redis (after an outage): ask it, at most once a second."""
@@ -244,41 +178,6 @@ class Node:
             return False
         self.hub.set_view(room, set(members))
         return peer in members
-
-    async def disconnect(self, conn: Connection, departure: bool) -> None:
-        # pea.admission adds and removes the connection from self.connections.
-        if conn.room is not None:
-            await self._release(conn, departure)
-
-    async def _release(self, conn: Connection, departure: bool) -> None:
-        """Take the peer out of its room: a departure at once, otherwise after the grace period."""
-        room, peer = conn.room, conn.peer
-        conn.room = conn.peer = None
-        if room is None or peer is None:
-            return
-        if self.hub.remove(room, peer, conn):
-            try:
-                if departure:
-                    await self.bus.leave(room, peer)
-                else:
-                    await self.bus.away(room, peer)
-            except BusUnavailable:
-                # No longer heartbeated, the member expires and is reported left by
-                # whichever node sees it first once the bus is back.
-                log.info("bus unavailable while releasing peer %s", peer)
-        self._update_gauges()
-        async with self._room_lock(room):
-            await self._maybe_unsubscribe(room)
-
-    def _detach(self, room: str, peer: str, reason: str) -> None:
-        """Close a local connection whose peer now lives elsewhere, without releasing it."""
-        old = self.hub.get(room, peer)
-        if old is None:
-            return
-        self.hub.remove(room, peer, old)
-        old.room = old.peer = None
-        old.close(Close.NORMAL, reason)
-        self._update_gauges()
 
     # -- room subscriptions ----------------------------------------------------
 
@@ -313,14 +212,14 @@ class Node:
 
     def deliver(self, room: str, raw: str) -> None:
         env = Envelope.parse(raw)
-        for conn in self.hub.pending(room):
-            if conn.buffered is not None:
-                conn.buffered.append(raw)
+        for session in self.hub.pending(room):
+            if session.buffered is not None:
+                session.buffered.append(raw)
         if env.kind == "S":
             self.metrics.relay_latency.observe(max(0, time.time_ns() - env.sent_ns) / 1e9)
             target = self.hub.get(room, env.peer)
             if target is not None:
-                target.send(env.rest)
+                target.offer(env)
             return
         if env.kind == "T":
             if env.rest != self.bus.node_id:
@@ -330,64 +229,8 @@ class Node:
             self.hub.note_joined(room, env.peer)
         else:
             self.hub.note_left(room, env.peer)
-        for peer, conn in self.hub.local(room).items():
-            if peer != env.peer:
-                self._deliver_to(conn, env)
-
-    def _deliver_to(self, conn: Connection, env: Envelope) -> None:
-        if env.kind == "J":
-            conn.send(env.rest)
-        elif env.kind == "L":
-            conn.send(peer_left_frame(env.peer))
-        elif env.kind == "S" and env.peer == conn.peer:
-            conn.send(env.rest)
-
-    # -- presence ----------------------------------------------------------------
-
-    async def _refresh_presence(self, upsert: bool = False) -> None:
-        """Heartbeat every local member, a slice of rooms at a time, yielding to
-        the event loop between slices: one pass over ten thousand rooms at once
-        stalled every relay on the node for tens of milliseconds."""
-        rooms = list(self.hub.rooms())
-        for start in range(0, len(rooms), HEARTBEAT_SLICE):
-            members = {
-                room: {peer: conn.info for peer, conn in peers.items()}
-                for room, peers in rooms[start : start + HEARTBEAT_SLICE]
-            }
-            await self.bus.heartbeat(members, upsert=upsert)
-            await asyncio.sleep(0)
-        if not rooms:
-            await self.bus.heartbeat({}, upsert=upsert)
-
-    async def _heartbeat_loop(self) -> None:
-        # Runs under the task supervisor: an unexpected failure is logged, counted
-        # and the loop restarted, instead of presence silently never refreshing.
-        while True:
-            await asyncio.sleep(self.settings.heartbeat_interval)
-            self.metrics.bus_healthy.set(1 if self.bus.healthy else 0)
-            self.metrics.bus_reconnects.set(self.bus.reconnects)
-            if not self.bus.healthy:
-                continue
-            try:
-                await self._refresh_presence()
-            except BusUnavailable as exc:
-                log.info("heartbeat skipped, bus unavailable: %s", exc)
-
-    async def _resync(self) -> None:
-        """After the bus reconnects: restore our members (Redis may have lost them),
-        then, once every live node has done the same, reconcile the views and
-        report peers that vanished meanwhile as left."""
-        await self._refresh_presence(upsert=True)
-        await asyncio.sleep(self.settings.presence_lease)
-        for room, local in self.hub.rooms():
-            try:
-                members = set(await self.bus.members(room))
-            except BusUnavailable:
-                return
-            for gone in self.hub.view(room) - members - set(local):
-                for conn in local.values():
-                    conn.send(peer_left_frame(gone))
-            self.hub.set_view(room, members | set(local))
+        for session in self.hub.local(room).values():
+            session.offer(env)
 
     # -- drain -------------------------------------------------------------------
 
@@ -425,6 +268,6 @@ class Node:
                 )
         log.info("drain complete")
 
-    def _update_gauges(self) -> None:
+    def update_gauges(self) -> None:
         self.metrics.peers.set(self.hub.peer_count)
         self.metrics.rooms.set(self.hub.room_count)

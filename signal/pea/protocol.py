@@ -10,11 +10,32 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
+from pea.errors import DEPARTURE_CODES, Close, Errors, ProtocolError
+
+__all__ = [  # Close, DEPARTURE_CODES and ProtocolError live in pea.errors
+    "DEPARTURE_CODES",
+    "MAX_NAME",
+    "PONG_FRAME",
+    "ROOM_RE",
+    "Close",
+    "Join",
+    "Leave",
+    "Message",
+    "Ping",
+    "ProtocolError",
+    "Signal",
+    "encode_data",
+    "parse",
+    "peer_joined_frame",
+    "peer_left_frame",
+    "reconnect_frame",
+    "signal_frame",
+    "welcome_frame",
+]
+
 ROOM_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
-PEER_RE = re.compile(r"[A-Za-z0-9_-]{11,64}")
 MAX_NAME = 64
 MAX_INT_DIGITS = 4300
 """Longer integers are refused: Python's own int() limit, enforced here whatever
@@ -26,32 +47,6 @@ PYTHONINTMAXSTRDIGITS says, since int() of a long digit string is quadratic."""
 # for the exact check. The regex costs ~1 µs on a 2 KB frame, less than
 # `"\u" in text`, which stumbles over every `\r\n` of an SDP.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-class Close(IntEnum):
-    NORMAL = 1000
-    GOING_AWAY = 1001
-    POLICY = 1008  # flood: rate limit kept being exceeded
-    TOO_BIG = 1009  # oversized frames kept coming
-    INTERNAL = 1011
-    SERVICE_RESTART = 1012  # node draining: reconnect elsewhere and resume
-    TRY_AGAIN = 1013  # bus unreachable or node full
-
-
-DEPARTURE_CODES = frozenset({Close.NORMAL, Close.GOING_AWAY})
-
-
-class ProtocolError(Exception):
-    """One `error` frame: a code from the protocol's table and a sentence for a person."""
-
-    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.ref = ref
-
-    def frame(self) -> str:
-        return error_frame(self.code, self.message, self.ref)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,23 +74,21 @@ class Ping:
 
 Message = Join | Signal | Leave | Ping
 
-MESSAGE_TYPES = ("join", "signal", "leave", "ping")
-
 
 def _refuse_constant(name: str) -> Any:
-    raise ProtocolError("bad-message", f"{name} is not a JSON number; it cannot be relayed.")
+    raise Errors.NOT_A_NUMBER.error(name=name)
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if math.isinf(value):
-        raise ProtocolError("bad-message", "A number is too large to be relayed.")
+        raise Errors.NUMBER_TOO_LARGE.error()
     return value
 
 
 def _bounded_int(text: str) -> int:
     if len(text) > MAX_INT_DIGITS:
-        raise ProtocolError("bad-message", "A number is too large to be relayed.")
+        raise Errors.NUMBER_TOO_LARGE.error()
     return int(text)
 
 
@@ -124,11 +117,9 @@ def _check_encodable(obj: Any) -> None:
     try:
         _ENCODER.encode(obj).encode("utf-8")
     except UnicodeEncodeError:
-        raise ProtocolError(
-            "bad-message", "The frame holds a lone surrogate (\\ud800-\\udfff), not text."
-        ) from None
+        raise Errors.LONE_SURROGATE.error() from None
     except (ValueError, RecursionError):
-        raise ProtocolError("bad-message", "The frame cannot be relayed.") from None
+        raise Errors.CANNOT_RELAY.error() from None
 
 
 def parse(text: str) -> Message:
@@ -138,20 +129,20 @@ def parse(text: str) -> Message:
     try:
         obj = _DECODER.decode(text)
     except (ValueError, RecursionError):
-        raise ProtocolError("bad-json", "The frame is not valid JSON.") from None
+        raise Errors.BAD_JSON.error() from None
     if not isinstance(obj, dict):
-        raise ProtocolError("bad-json", "The frame must be a JSON object.")
+        raise Errors.NOT_AN_OBJECT.error()
     if _may_hold_surrogate(text):
         _check_encodable(obj)
     kind = obj.get("type")
     if not isinstance(kind, str):
-        raise ProtocolError("bad-message", "The message has no string field 'type'.")
+        raise Errors.NO_TYPE.error()
     if kind == "signal":
         to = obj.get("to")
         if not isinstance(to, str):
-            raise ProtocolError("bad-message", "'signal' needs a string field 'to'.", kind)
+            raise Errors.SIGNAL_NO_TO.error(kind)
         if "data" not in obj:
-            raise ProtocolError("bad-message", "'signal' needs a field 'data'.", kind)
+            raise Errors.SIGNAL_NO_DATA.error(kind)
         return Signal(to, obj["data"])
     if kind == "join":
         return _parse_join(obj)
@@ -159,43 +150,30 @@ def parse(text: str) -> Message:
         return Leave()
     if kind == "ping":
         return Ping()
-    raise ProtocolError("bad-message", f"Unknown message type {kind[:32]!r}.", kind[:32])
+    raise Errors.UNKNOWN_TYPE.error(kind[:32], kind=kind[:32])
 
 
 def _parse_join(obj: dict[str, Any]) -> Join:
     room = obj.get("room")
     if not isinstance(room, str):
-        raise ProtocolError("bad-message", "'join' needs a string field 'room'.", "join")
+        raise Errors.JOIN_NO_ROOM.error("join")
     if not ROOM_RE.fullmatch(room):
-        raise ProtocolError(
-            "bad-room",
-            "A room is 16 to 64 characters of letters, digits, '-' and '_'.",
-            "join",
-        )
+        raise Errors.BAD_ROOM.error("join")
     name = obj.get("name")
     if name is not None:
         if not isinstance(name, str):
-            raise ProtocolError("bad-message", "'name' must be a string.", "join")
+            raise Errors.NAME_NOT_STRING.error("join")
         name = name.strip()
         if not 1 <= len(name) <= MAX_NAME:
-            raise ProtocolError(
-                "bad-message", f"'name' must be 1 to {MAX_NAME} characters.", "join"
-            )
+            raise Errors.NAME_LENGTH.error("join", max=MAX_NAME)
     resume = obj.get("resume")
     if resume is not None and not isinstance(resume, str):
-        raise ProtocolError("bad-message", "'resume' must be a string.", "join")
+        raise Errors.RESUME_NOT_STRING.error("join")
     return Join(room, name, resume)
 
 
 def _dump(obj: dict[str, Any]) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-
-
-def error_frame(code: str, message: str, ref: str | None = None) -> str:
-    frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
-    if ref is not None:
-        frame["ref"] = ref
-    return _dump(frame)
 
 
 def welcome_frame(
@@ -232,9 +210,7 @@ def encode_data(data: Any) -> str:
     try:
         return _ENCODER.encode(data)
     except (ValueError, TypeError, RecursionError):
-        raise ProtocolError(
-            "bad-message", "The signal's data cannot be relayed.", "signal"
-        ) from None
+        raise Errors.DATA_CANNOT_RELAY.error("signal") from None
 
 
 PONG_FRAME = _dump({"type": "pong"})

@@ -11,21 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from pea.errors import CODES
 from pea.protocol import Join, Leave, Ping, ProtocolError, Signal, encode_data, parse
 from tests.support.inproc import OTHER_ROOM, ROOM, peers_of
 
-ERROR_CODES = {
-    "bad-json",
-    "bad-message",
-    "too-large",
-    "bad-room",
-    "room-full",
-    "not-joined",
-    "already-joined",
-    "unknown-peer",
-    "rate-limited",
-    "unavailable",
-}
+ERROR_CODES = set(CODES)
 ANSWERS = {"welcome", "error", "pong"}
 
 json_values = st.recursive(

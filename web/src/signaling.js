@@ -1,12 +1,12 @@
 // WebSocket client of PROTOCOL.md v1. Keeps one membership in one room alive
 // across lost connections (backoff, `reconnect`, `resume`), and reports its
 // state as events the UI can put into words.
+import { ERRORS } from "./errors.gen.js";
 import { sleep } from "./util.js";
 
 const CLOSE_RECONNECT = 4000; // not 1000/1001: those mean "I left" to the server
 const PING_EVERY_MS = 15000;
 const PONG_TIMEOUT_MS = 10000;
-const FATAL = new Set(["bad-room", "room-full"]);
 
 export class Signaling extends EventTarget {
   constructor({ url, room, name }) {
@@ -92,7 +92,7 @@ export class Signaling extends EventTarget {
       if (this.ws !== ws) return;
       this.ws = null;
       if (this.stopped) return;
-      const why = ev.code === 1013 ? "the server is temporarily unavailable" : "the connection to the server was lost";
+      const why = ev.code === ERRORS.unavailable.close ? "the server is temporarily unavailable" : "the connection to the server was lost";
       this.scheduleRetry(why);
     };
   }
@@ -141,7 +141,7 @@ export class Signaling extends EventTarget {
         break;
       case "error":
         this.emit("server-error", { code: msg.code, message: msg.message, ref: msg.ref });
-        if (FATAL.has(msg.code)) {
+        if (ERRORS[msg.code]?.final) {
           this.stopped = true;
           ws.close(1000);
           this.setState("refused", { code: msg.code, message: msg.message });

@@ -114,6 +114,10 @@ class Bus(Protocol):
     @property
     def reconnects(self) -> int: ...
 
+    @property
+    def publishes_dropped(self) -> int:
+        """Messages accepted by `publish` that never reached the bus (it failed under them)."""
+
     async def start(
         self, deliver: Deliver, on_reconnect: OnReconnect, tasks: Supervisor | None = None
     ) -> None:

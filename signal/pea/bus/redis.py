@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.resources
 import logging
 import random
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,106 +29,31 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from pea.bus import BusUnavailable, Deliver, JoinResult, OnReconnect, info_name
-from pea.protocol import ProtocolError
+from pea.errors import Errors
 from pea.tasks import Supervisor
 
 log = logging.getLogger("pea.bus")
 
-_LIB = """
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function reap(m, d, channel, now)
-  local gone = redis.call('ZRANGEBYSCORE', d, '-inf', now)
-  for _, p in ipairs(gone) do
-    redis.call('ZREM', d, p)
-    redis.call('HDEL', m, p)
-    redis.call('PUBLISH', channel, 'L ' .. p)
-  end
-end
-"""
 
-# KEYS: m, d.  ARGV: channel, peer, info, limit, live_ms, resume_peer, joined_frame, ttl_ms, node
-_JOIN = (
-    _LIB
-    + """
-local now = now_ms()
-reap(KEYS[1], KEYS[2], ARGV[1], now)
-local who = ARGV[2]
-local status = 'joined'
-local live = now + tonumber(ARGV[5])
-if ARGV[6] ~= '' and redis.call('ZSCORE', KEYS[2], ARGV[6]) then
-  who = ARGV[6]
-  status = 'resumed'
-  redis.call('PUBLISH', ARGV[1], 'T ' .. who .. ' ' .. ARGV[9])
-else
-  if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
-    return {'full', who, {}}
-  end
-  redis.call('PUBLISH', ARGV[1], 'J ' .. who .. ' ' .. ARGV[7])
-end
-redis.call('HSET', KEYS[1], who, ARGV[3])
-redis.call('ZADD', KEYS[2], live, who)
-redis.call('PEXPIRE', KEYS[1], ARGV[8])
-redis.call('PEXPIRE', KEYS[2], ARGV[8])
-return {status, who, redis.call('HGETALL', KEYS[1])}
-"""
-)
+def _script(name: str, with_lib: bool = True) -> str:
+    """A Lua script of bus/lua/ (package data), with the shared functions before it."""
+    files = importlib.resources.files("pea.bus") / "lua"
+    body = (files / f"{name}.lua").read_text(encoding="utf-8")
+    return (files / "lib.lua").read_text(encoding="utf-8") + body if with_lib else body
 
-# KEYS: m, d.  ARGV: channel, peer
-_LEAVE = """
-if redis.call('ZREM', KEYS[2], ARGV[2]) == 1 then
-  redis.call('HDEL', KEYS[1], ARGV[2])
-  redis.call('PUBLISH', ARGV[1], 'L ' .. ARGV[2])
-end
-return 0
-"""
-
-# KEYS: m, d.  ARGV: peer, grace_ms
-_AWAY = (
-    _LIB
-    + """
-if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
-  redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[2]), ARGV[1])
-end
-return 0
-"""
-)
-
-# KEYS: m, d.  ARGV: channel, live_ms, ttl_ms, upsert ('1' after a reconnect), peer, info, ...
-# Without upsert only peers still present are refreshed, so a heartbeat racing a
-# `leave` cannot bring a departed peer back.
-_HEARTBEAT = (
-    _LIB
-    + """
-local now = now_ms()
-local live = now + tonumber(ARGV[2])
-for i = 5, #ARGV, 2 do
-  if ARGV[4] == '1' or redis.call('ZSCORE', KEYS[2], ARGV[i]) then
-    redis.call('ZADD', KEYS[2], live, ARGV[i])
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  end
-end
-reap(KEYS[1], KEYS[2], ARGV[1], now)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return 0
-"""
-)
-
-# KEYS: m, d.  ARGV: channel
-_MEMBERS = (
-    _LIB
-    + """
-reap(KEYS[1], KEYS[2], ARGV[1], now_ms())
-return redis.call('HGETALL', KEYS[1])
-"""
-)
 
 _REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 HEARTBEAT_BATCH = 500
 SUBSCRIBE_BATCH = 1000
+
+
+@contextlib.contextmanager
+def _unavailable_on_error() -> Iterator[None]:
+    """Redis errors, lost connections and timeouts become BusUnavailable."""
+    try:
+        yield
+    except _REDIS_ERRORS as exc:
+        raise BusUnavailable(str(exc)) from None
 
 
 def _keys(room: str) -> list[str]:
@@ -259,11 +186,11 @@ class RedisBus:
             client_name=f"pea-{node_id}-subscribe",
             **common,
         )
-        self._join = self._commands.register_script(_JOIN)
-        self._leave = self._commands.register_script(_LEAVE)
-        self._away = self._commands.register_script(_AWAY)
-        self._heartbeat = self._commands.register_script(_HEARTBEAT)
-        self._members = self._commands.register_script(_MEMBERS)
+        self._join = self._commands.register_script(_script("join"))
+        self._leave = self._commands.register_script(_script("leave", with_lib=False))
+        self._away = self._commands.register_script(_script("away"))
+        self._heartbeat = self._commands.register_script(_script("heartbeat"))
+        self._members = self._commands.register_script(_script("members"))
         self._publisher = _Publisher(self._publish_client)
         self._rooms: set[str] = set()
         self._pending: dict[str, deque[asyncio.Future[None]]] = {}
@@ -283,6 +210,10 @@ class RedisBus:
     @property
     def reconnects(self) -> int:
         return self._reconnects
+
+    @property
+    def publishes_dropped(self) -> int:
+        return self._publisher.lost
 
     async def start(
         self, deliver: Deliver, on_reconnect: OnReconnect, tasks: Supervisor | None = None
@@ -454,26 +385,20 @@ class RedisBus:
             self._ttl_ms,
             self.node_id,
         ]
-        try:
+        with _unavailable_on_error():
             status, who, flat = await self._join(keys=_keys(room), args=args)
-        except _REDIS_ERRORS as exc:
-            raise BusUnavailable(str(exc)) from None
         others = {p: info_name(i) for p, i in _pairs(flat).items() if p != who}
         return JoinResult(status, who, others)
 
     async def leave(self, room: str, peer: str) -> None:
-        try:
+        with _unavailable_on_error():
             # Signals this peer sent before leaving go out before its `left`.
             await self._publisher.barrier()
             await self._leave(keys=_keys(room), args=[_channel(room), peer])
-        except _REDIS_ERRORS as exc:
-            raise BusUnavailable(str(exc)) from None
 
     async def away(self, room: str, peer: str) -> None:
-        try:
+        with _unavailable_on_error():
             await self._away(keys=_keys(room), args=[peer, self._grace_ms])
-        except _REDIS_ERRORS as exc:
-            raise BusUnavailable(str(exc)) from None
 
     async def publish(self, room: str, envelope: str) -> None:
         if not self._healthy:
@@ -483,14 +408,12 @@ class RedisBus:
         try:
             message = envelope.encode()
         except UnicodeEncodeError:
-            raise ProtocolError(
-                "bad-message", "The message cannot be relayed: it is not valid Unicode."
-            ) from None
+            raise Errors.NOT_UNICODE.error() from None
         await self._publisher.put(_channel(room).encode(), message)
 
     async def heartbeat(self, rooms: dict[str, dict[str, str]], upsert: bool = False) -> None:
         items = list(rooms.items())
-        try:
+        with _unavailable_on_error():
             for start in range(0, len(items), HEARTBEAT_BATCH):
                 async with self._commands.pipeline(transaction=False) as pipe:
                     for room, peers in items[start : start + HEARTBEAT_BATCH]:
@@ -500,12 +423,8 @@ class RedisBus:
                             args += [peer, info]
                         await self._heartbeat(keys=_keys(room), args=args, client=pipe)
                     await pipe.execute()
-        except _REDIS_ERRORS as exc:
-            raise BusUnavailable(str(exc)) from None
 
     async def members(self, room: str) -> dict[str, str | None]:
-        try:
+        with _unavailable_on_error():
             flat = await self._members(keys=_keys(room), args=[_channel(room)])
-        except _REDIS_ERRORS as exc:
-            raise BusUnavailable(str(exc)) from None
         return {p: info_name(i) for p, i in _pairs(flat).items()}

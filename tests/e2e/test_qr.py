@@ -28,7 +28,9 @@ def scan(pages: Pages, page: Page) -> str:
     # (style-src 'self') rightly blocks and Firefox reports as a page error.
     pages.errors[before:] = [e for e in pages.errors[before:] if "blocked an inline style" not in e]
     # try_invert=False: many phone scanners only read dark modules on a light background.
-    found = zxingcpp.read_barcode(png, formats=zxingcpp.BarcodeFormat.QRCode, try_invert=False)
+    found = zxingcpp.read_barcode(
+        png, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode), try_invert=False
+    )
     assert found is not None, "no dark-on-light QR code could be read from the page"
     return found.bytes.decode()
 

@@ -27,6 +27,11 @@ def scan(pages: Pages, page: Page) -> str:
     # Firefox's screenshot injects a <style> of Playwright's own, which pea's CSP
     # (style-src 'self') rightly blocks and Firefox reports as a page error.
     pages.errors[before:] = [e for e in pages.errors[before:] if "blocked an inline style" not in e]
+    # Contrast as a phone camera needs it: the light modules and quiet zone are light
+    # (black on the dark theme's card would still decode here, but scans badly).
+    gray = png.convert("L")
+    light = sum(gray.histogram()[160:]) / (gray.width * gray.height)
+    assert light > 0.4, f"only {light:.0%} of the QR is light: no light background"
     # try_invert=False: many phone scanners only read dark modules on a light background.
     found = zxingcpp.read_barcode(
         png, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode), try_invert=False

@@ -27,10 +27,15 @@ MiB = 1 << 20
 # "noloop": no loopback ICE candidate, hence no path between two pages, as behind a
 # strict NAT (Chromium without media permission also gathers none: see Pages.new).
 # "nowebrtc": WebRTC switched off the way hardened profiles and Tor Browser do.
+# "dark": prefers-color-scheme dark (Firefox ESR here ignores Playwright's color_scheme).
 VARIANTS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "default": ([], {}),
     "noloop": ([], {"media.peerconnection.ice.loopback": False}),
     "nowebrtc": ([], {"media.peerconnection.enabled": False}),
+    "dark": (
+        [],
+        {"layout.css.prefers-color-scheme.content-override": 0, "ui.systemUsesDarkTheme": 1},
+    ),
 }
 
 

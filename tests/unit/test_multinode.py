@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from pea.app import create_app
 from pea.bus.memory import MemoryBroker, MemoryBus
 from pea.config import Settings
-from tests.unit.conftest import ROOM, Peer, peers_of
+from tests.support.inproc import ROOM, Peer, peers_of
 
 Connect = Callable[..., Peer]
 

@@ -14,7 +14,7 @@ from pea.bus.memory import MemoryBroker, MemoryBus
 from pea.config import Settings
 from pea.connection import Connection
 from pea.metrics import Metrics
-from tests.unit.conftest import ROOM, peers_of
+from tests.support.inproc import ROOM, peers_of
 
 
 def test_a_join_the_bus_refuses_leaves_no_room_subscription_behind() -> None:
@@ -28,7 +28,7 @@ def test_a_join_the_bus_refuses_leaves_no_room_subscription_behind() -> None:
             raise BusUnavailable("injected")
         return await real_join(*args)
 
-    bus.join = join  # type: ignore[method-assign]
+    bus.join = join  # type: ignore[method-assign,assignment]
     settings = Settings(ice_servers=[], secret="s" * 32)
     with TestClient(create_app(settings, bus=bus)) as client, peers_of(client) as connect:
         ann = connect()

@@ -45,7 +45,7 @@ run: install web
 
 LINT_DIRS = $(wildcard signal tests bench deploy)
 
-lint: install
+lint: install lint-web
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(BIN)/mypy

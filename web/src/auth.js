@@ -1,3 +1,4 @@
+// @ts-check
 // Everything pea proves with the link (docs/transfer-protocol.md, version 2).
 // The link's secret never reaches the server: the room id the server sees and
 // the key K that MACs every signal are derived from it here. The sharer also

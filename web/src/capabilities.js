@@ -1,3 +1,4 @@
+// @ts-check
 // What this browser has for pea, checked once when a page opens, as codes; the views
 // turn codes into sentences (ui/unsupported.js). Nothing here throws: a browser missing
 // a piece is told so at once, instead of failing later with a bare exception or waiting

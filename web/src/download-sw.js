@@ -1,3 +1,4 @@
+// @ts-check
 // Service worker whose only job is to turn a stream handed over by the page
 // into a normal browser download, so a file of any size goes to disk instead
 // of memory. It answers only URLs under /_pea/download/; everything else

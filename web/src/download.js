@@ -1,3 +1,4 @@
+// @ts-check
 // Hands a ReadableStream to the browser as a download. In a secure context a
 // service worker streams it to disk; elsewhere (plain HTTP on a LAN address)
 // there is no service worker, so the bytes are gathered in memory and saved

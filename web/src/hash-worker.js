@@ -1,3 +1,4 @@
+// @ts-check
 // Hashes shared files off the main thread as soon as they are added, once per
 // file: every later transfer of that file, to any number of receivers, then
 // sends the known SHA-256 instead of hashing again while it sends. The page

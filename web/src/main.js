@@ -1,3 +1,4 @@
+// @ts-check
 // Entry point: a URL with a secret in its fragment receives; anything else
 // is the start page, which becomes a share as soon as something is picked.
 import { fragmentOf, newShare, parseFragment, warmUp } from "./auth.js";

@@ -1,3 +1,4 @@
+// @ts-check
 // Names and types from the sharer's manifest are hostile input. This module is
 // the one place that turns them into (a) file names and zip entry names that
 // cannot escape the download folder or pass for something else on any common

@@ -1,3 +1,4 @@
+// @ts-check
 // One RTCPeerConnection with one remote peer. Roles are fixed, not "perfect
 // negotiation": the sharer always offers (it creates the control channel),
 // the receiver always answers, so glare cannot happen. Everything this sends

@@ -1,3 +1,4 @@
+// @ts-check
 // The receiving side: finds the sharer in the room, keeps one PeerLink to it,
 // collects the manifest, and runs downloads (one file, or all as a zip).
 import { makeZip, predictLength } from "client-zip";

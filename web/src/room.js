@@ -1,3 +1,4 @@
+// @ts-check
 // A room membership whose peer-to-peer messages are sealed and judged by
 // SignalAuth: the only place that turns server frames into trusted messages,
 // or into "tampered" (altered on the way), "impostor" (a link holder posing as

@@ -1,3 +1,4 @@
+// @ts-check
 // The sharing side: owns the shared files and notes, and one PeerLink per
 // receiver, each served independently. Emits "update" for the view.
 import { CONNECT_TIMEOUT_MS, PeerLink } from "./peer.js";

@@ -1,3 +1,4 @@
+// @ts-check
 // WebSocket client of PROTOCOL.md v1. Keeps one membership in one room alive
 // across lost connections (backoff, `reconnect`, `resume`), and reports its
 // state as events the UI can put into words.

@@ -1,3 +1,4 @@
+// @ts-check
 // Small helpers shared by several modules: encodings, formatting, timing.
 
 export function b64url(bytes) {

@@ -1,3 +1,4 @@
+// @ts-check
 // Names from a sharer's manifest are hostile: what they become on disk, in a zip and on screen.
 import assert from "node:assert/strict";
 import { test } from "node:test";

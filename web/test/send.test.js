@@ -1,3 +1,4 @@
+// @ts-check
 // The sharer's flow control against a receiver that is not the web client:
 // a fake RTCDataChannel stands for any peer built from docs/transfer-protocol.md.
 import assert from "node:assert/strict";

@@ -1,3 +1,4 @@
+// @ts-check
 // Constants and framing of the data-channel protocol (docs/transfer-protocol.md).
 // Text messages are JSON objects with a field `t`; binary messages are file bytes.
 

@@ -1,3 +1,4 @@
+// @ts-check
 // Receiver side of one file: opens a `get` channel, hashes bytes as they
 // arrive, and exposes them as a pull-based ReadableStream; an `ack` goes back
 // only for bytes the consumer (the download) has taken, so memory stays

@@ -1,3 +1,4 @@
+// @ts-check
 // Sender side of one `get` channel: reads the file with File.slice in blocks,
 // hashes it on the way out, and sends chunks under two limits: the channel's
 // own buffer (bufferedAmountLowThreshold) and the receiver's acknowledged

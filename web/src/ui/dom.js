@@ -1,3 +1,4 @@
+// @ts-check
 // The only way views build DOM: strings always become text nodes or
 // attribute values, never markup, so a file called "<img onerror=…>" is text.
 

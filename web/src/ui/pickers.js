@@ -1,3 +1,4 @@
+// @ts-check
 // Getting files in: the file input, a folder input, and drag and drop
 // (folders included, walked recursively with their relative paths).
 

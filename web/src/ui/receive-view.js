@@ -1,3 +1,4 @@
+// @ts-check
 // The receiving page: connection state in words, the shared files and notes,
 // download buttons with progress, and every failure explained.
 import { CONNECT_TIMEOUT_MS } from "../peer.js";

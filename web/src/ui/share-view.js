@@ -1,3 +1,4 @@
+// @ts-check
 // The start page (pick files, folders or a note) and the sharing page (link,
 // copy, QR, what is shared, who is receiving what).
 import qrcode from "qrcode-generator";

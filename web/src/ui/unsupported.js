@@ -1,3 +1,4 @@
+// @ts-check
 // Sentences for what capabilities.js finds missing: why this browser cannot take part,
 // and what to use instead.
 import { formatBytes } from "../util.js";

@@ -37,10 +37,7 @@ export function downloadMode() {
 
 async function activeWorker() {
   if (registration?.active) return registration.active;
-  const ready = await Promise.race([
-    navigator.serviceWorker.ready,
-    new Promise((_, rej) => setTimeout(() => rej(new Error("service worker did not start")), 10000)),
-  ]);
+  const ready = await Promise.race([navigator.serviceWorker.ready, new Promise((_, rej) => setTimeout(() => rej(new Error("service worker did not start")), 10000))]);
   return ready.active;
 }
 

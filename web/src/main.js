@@ -54,10 +54,11 @@ function receivePage({ secret, commit }) {
   const room = new Room({ secret, commit });
   performance.mark("pea:keys");
   const receiver = new Receiver(room);
-  const inMemory = () => memoryBudget().then((b) => {
-    path.budget = b;
-    receiver.changed();
-  });
+  const inMemory = () =>
+    memoryBudget().then((b) => {
+      path.budget = b;
+      receiver.changed();
+    });
   if (path.mode === "memory") inMemory();
   // The service worker starts once the sharer is reached: starting it earlier competes
   // with connecting, and the file list is what a person waits for.

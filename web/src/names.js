@@ -10,8 +10,7 @@
 // visible: bidi embeddings, overrides, isolates and marks; zero-width and other
 // invisible format characters; Hangul fillers (render as blank); tag characters
 // (invisible ASCII look-alikes). Variation selectors are left alone: emoji need them.
-const INVISIBLE_CLASS =
-  "\\u00AD\\u034F\\u061C\\u115F\\u1160\\u17B4\\u17B5\\u180B-\\u180F\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u206F\\u3164\\uFEFF\\uFFA0\\uFFF9-\\uFFFB\\u{E0000}-\\u{E007F}";
+const INVISIBLE_CLASS = "\\u00AD\\u034F\\u061C\\u115F\\u1160\\u17B4\\u17B5\\u180B-\\u180F\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u206F\\u3164\\uFEFF\\uFFA0\\uFFF9-\\uFFFB\\u{E0000}-\\u{E007F}";
 // C0 controls, DEL and C1 controls.
 const CONTROL_CLASS = "\\u0000-\\u001F\\u007F-\\u009F";
 // A UTF-16 surrogate without its other half (with "u", a surrogate range matches only

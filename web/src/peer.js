@@ -28,8 +28,7 @@ export class PeerLink extends EventTarget {
       const s = this.pc.connectionState;
       clearTimeout(this.discTimer);
       if (s === "failed") this.fail(this.state === "connected" ? "lost" : "ice-failed");
-      else if (s === "disconnected" && this.state === "connected")
-        this.discTimer = setTimeout(() => this.pc.connectionState === "disconnected" && this.fail("lost"), DISCONNECTED_MS);
+      else if (s === "disconnected" && this.state === "connected") this.discTimer = setTimeout(() => this.pc.connectionState === "disconnected" && this.fail("lost"), DISCONNECTED_MS);
     };
     this.pc.ondatachannel = (ev) => {
       if (ev.channel.label === "control") this.adoptControl(ev.channel);

@@ -176,8 +176,7 @@ export class Receiver extends EventTarget {
         if (state === "connected") {
           performance.mark("pea:connected");
           this.set("connected");
-        }
-        else if (state === "failed") {
+        } else if (state === "failed") {
           this.final = true;
           this.abortAll(reason === "left" ? "The sharer left" : "The connection to the sharer was lost");
           // "no-route" keeps the reason ("ice-failed" early, or "timeout"): the wording differs.
@@ -202,7 +201,14 @@ export class Receiver extends EventTarget {
       if (m?.t !== "add") return;
       for (const f of Array.isArray(m.files) ? m.files : []) {
         if (!f || typeof f.id !== "string" || typeof f.name !== "string" || !Number.isSafeInteger(f.size) || f.size < 0) continue;
-        this.files.set(f.id, { id: f.id, name: f.name, path: typeof f.path === "string" ? f.path : f.name, size: f.size, type: typeof f.type === "string" ? f.type : "", mtime: Number(f.mtime) || Date.now() });
+        this.files.set(f.id, {
+          id: f.id,
+          name: f.name,
+          path: typeof f.path === "string" ? f.path : f.name,
+          size: f.size,
+          type: typeof f.type === "string" ? f.type : "",
+          mtime: Number(f.mtime) || Date.now(),
+        });
       }
       for (const n of Array.isArray(m.notes) ? m.notes : []) if (n && typeof n.text === "string") this.notes.push({ id: String(n.id), text: n.text });
       if (!performance.getEntriesByName("pea:files").length) performance.mark("pea:files");

@@ -14,8 +14,7 @@ export class Room extends EventTarget {
     this.id = this.auth.room;
     this.refused = { replay: 0 };
     this.sig = new Signaling({ url: signalingUrl(), room: this.id });
-    for (const type of ["state", "welcome", "peer-joined", "peer-left", "server-error"])
-      this.sig.addEventListener(type, (e) => this.emit(type, e.detail));
+    for (const type of ["state", "welcome", "peer-joined", "peer-left", "server-error"]) this.sig.addEventListener(type, (e) => this.emit(type, e.detail));
     this.sig.addEventListener("signal", (e) => this.onSignal(e.detail));
   }
 

@@ -129,7 +129,31 @@ test("a single download's name is one safe segment", () => {
 
 test("hidden characters are shown, never acted on", () => {
   assert.deepEqual(visible("invoice\u202efdp.exe"), { text: "invoice⟨U+202E⟩fdp.exe", hidden: true });
-  for (const c of ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f", "\u061c", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u0000", "\u001b", "\u007f", "\u0085", "\u00ad", "\u{e0041}"]) {
+  for (const c of [
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
+    "\u200e",
+    "\u200f",
+    "\u061c",
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u2060",
+    "\ufeff",
+    "\u0000",
+    "\u001b",
+    "\u007f",
+    "\u0085",
+    "\u00ad",
+    "\u{e0041}",
+  ]) {
     const v = visible(`a${c}b`);
     assert.equal(v.hidden, true, `U+${c.codePointAt(0).toString(16)}`);
     assert.ok(!v.text.includes(c), `U+${c.codePointAt(0).toString(16)} left raw`);
@@ -144,7 +168,25 @@ test("hidden characters are shown, never acted on", () => {
 test("MIME types: a strict type/subtype or application/octet-stream", () => {
   for (const ok of ["text/plain", "application/pdf", "image/svg+xml", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "Text/HTML"])
     assert.equal(safeMime(ok), ok.toLowerCase());
-  for (const bad of ["", "text/plain\r\nX-Evil: 1", "text/plain\nSet-Cookie: a=b", "text/html; charset=utf-8", "text", "/plain", "text/", "a/b/c", "text/plain ", " text/plain", "tëxt/plain", "text/pla\u0000in", "x/" + "y".repeat(300), null, undefined, 42, { toString: () => "text/plain" }])
+  for (const bad of [
+    "",
+    "text/plain\r\nX-Evil: 1",
+    "text/plain\nSet-Cookie: a=b",
+    "text/html; charset=utf-8",
+    "text",
+    "/plain",
+    "text/",
+    "a/b/c",
+    "text/plain ",
+    " text/plain",
+    "tëxt/plain",
+    "text/pla\u0000in",
+    "x/" + "y".repeat(300),
+    null,
+    undefined,
+    42,
+    { toString: () => "text/plain" },
+  ])
     assert.equal(safeMime(bad), FALLBACK_MIME, JSON.stringify(bad));
 });
 

@@ -26,9 +26,7 @@ function statusText(rx) {
     case "connecting-peer":
       return "Connecting directly to the sharer…";
     case "connected":
-      return t
-        ? "Connected to the sharer. The pea server is unreachable, but the direct connection keeps working."
-        : "Connected to the sharer.";
+      return t ? "Connected to the sharer. The pea server is unreachable, but the direct connection keeps working." : "Connected to the sharer.";
     case "sharer-left":
       return "The sharer left: they closed the page or lost their network. Ask them to share again.";
     case "lost":
@@ -117,7 +115,11 @@ export function receiveView({ receiver, path }) {
           h("span", { class: "path", dir: "auto" }),
           h("span", { class: "meta" }),
           h("button", { type: "button", class: "button", "data-testid": "download", onclick: () => receiver.download(f.id) }, "Download"),
-          h("span", { class: "hidden-chars", "data-testid": "hidden-chars", role: "note", hidden: true }, "⚠ This name contains invisible or direction-changing characters, shown as ⟨U+…⟩: the file may not be what its name seems."),
+          h(
+            "span",
+            { class: "hidden-chars", "data-testid": "hidden-chars", role: "note", hidden: true },
+            "⚠ This name contains invisible or direction-changing characters, shown as ⟨U+…⟩: the file may not be what its name seems.",
+          ),
           h("progress", { max: 1, value: 0, hidden: true }),
           h("span", { class: "detail" }),
         ),
@@ -146,7 +148,8 @@ export function receiveView({ receiver, path }) {
         if (d?.error) detail = `Failed: ${d.error}`;
         else if (d?.done) detail = "Saved and verified (SHA-256).";
         else if (d) detail = d.meter.describe();
-        else if (memory && f.size > path.budget) detail = `Too large for this browser to keep in memory (about ${formatBytes(path.budget)}): it will probably fail here. See above for a way to stream it instead.`;
+        else if (memory && f.size > path.budget)
+          detail = `Too large for this browser to keep in memory (about ${formatBytes(path.budget)}): it will probably fail here. See above for a way to stream it instead.`;
         setText(row.querySelector(".detail"), detail);
         row.classList.toggle("failed", !!d?.error);
       },

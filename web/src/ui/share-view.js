@@ -46,8 +46,7 @@ const SERVER_WORDS = {
 function sharerStatus(sharer, server) {
   const rs = [...sharer.receivers.values()];
   const live = rs.filter((r) => r.state === "connected").length;
-  if (server.state === "offline")
-    return `The pea server is unreachable (${server.reason}); retrying in ${Math.ceil(server.retryInMs / 1000)} s. Receivers already connected keep downloading.`;
+  if (server.state === "offline") return `The pea server is unreachable (${server.reason}); retrying in ${Math.ceil(server.retryInMs / 1000)} s. Receivers already connected keep downloading.`;
   if (server.state === "refused") return `The pea server refused this share: ${server.message}`;
   if (server.state !== "joined") return SERVER_WORDS[server.state] || "Connecting to the pea server…";
   if (live) return `Sharing with ${live} receiver${live > 1 ? "s" : ""}. Keep this page open.`;
@@ -200,7 +199,12 @@ function showQr(link, img) {
     svg.setAttribute("viewBox", `0 0 ${n + 2 * quiet} ${n + 2 * quiet}`);
     svg.setAttribute("shape-rendering", "crispEdges");
     const bg = document.createElementNS(SVG, "rect");
-    for (const [k, v] of [["width", "100%"], ["height", "100%"], ["fill", "#fff"]]) bg.setAttribute(k, v);
+    for (const [k, v] of [
+      ["width", "100%"],
+      ["height", "100%"],
+      ["fill", "#fff"],
+    ])
+      bg.setAttribute(k, v);
     let d = "";
     for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) if (qr.isDark(r, c)) d += `M${c + quiet} ${r + quiet}h1v1h-1z`;
     const path = document.createElementNS(SVG, "path");

@@ -57,7 +57,7 @@ export async function memoryBudget(win = globalThis) {
   } catch {
     // No StorageManager (plain HTTP): our own bound is all we know.
   }
-  const gib = win.navigator.deviceMemory;
+  const gib = /** @type {Navigator & {deviceMemory?: number}} */ (win.navigator).deviceMemory;
   if (Number.isFinite(gib) && gib > 0) budget = Math.min(budget, Math.floor((gib * 2 ** 30) / 4));
   return budget;
 }

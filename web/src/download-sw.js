@@ -5,11 +5,16 @@
 // goes to the network untouched.
 import { downloadHeaders } from "./names.js";
 
+/** @typedef {Event & {waitUntil(p: Promise<unknown>): void}} ExtendableEvent */
+/** @typedef {ExtendableEvent & {request: Request, respondWith(r: Response | Promise<Response>): void}} FetchEvent */
+// The worker's global scope: its types (lib "webworker") cannot be loaded next to the page's ("dom").
+const sw = /** @type {any} */ (self);
+
 const PREFIX = "/_pea/download/";
 const pending = new Map();
 
-self.addEventListener("install", () => self.skipWaiting());
-self.addEventListener("activate", (e) => e.waitUntil(self.clients.claim()));
+sw.addEventListener("install", () => sw.skipWaiting());
+sw.addEventListener("activate", (/** @type {ExtendableEvent} */ e) => e.waitUntil(sw.clients.claim()));
 
 self.addEventListener("message", (e) => {
   const d = e.data;
@@ -60,9 +65,9 @@ function forget(id, why) {
   d.stream.cancel(why).catch(() => {});
 }
 
-self.addEventListener("fetch", (e) => {
+sw.addEventListener("fetch", (/** @type {FetchEvent} */ e) => {
   const url = new URL(e.request.url);
-  if (url.origin !== self.location.origin || !url.pathname.startsWith(PREFIX)) return;
+  if (url.origin !== sw.location.origin || !url.pathname.startsWith(PREFIX)) return;
   const id = url.pathname.slice(PREFIX.length).split("/")[0];
   const d = pending.get(id);
   if (!d) {

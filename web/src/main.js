@@ -9,7 +9,7 @@ import { Room } from "./room.js";
 import { Sharer } from "./sharer.js";
 import { h } from "./ui/dom.js";
 import { acceptDrops, filesFromInput } from "./ui/pickers.js";
-import { V1_LINK_SENTENCE, receiveView } from "./ui/receive-view.js";
+import { receiveView, refusedLinkView } from "./ui/receive-view.js";
 import { shareView, startView } from "./ui/share-view.js";
 import { unsupportedView } from "./ui/unsupported.js";
 
@@ -78,9 +78,6 @@ function receivePage({ secret, commit }) {
 }
 
 addEventListener("hashchange", () => location.reload());
-function refusedLink(title, sentence) {
-  show(h("section", { class: "card" }, h("h1", {}, title), h("p", { "data-testid": "status", class: "status bad" }, sentence), h("p", {}, h("a", { href: "/" }, "Share your own files"))));
-}
 
 const fragment = location.hash.slice(1);
 const parsed = fragment ? parseFragment(fragment) : null;
@@ -88,6 +85,6 @@ const parsed = fragment ? parseFragment(fragment) : null;
 const missing = missingForTransfer();
 if (missing.length && (parsed?.version === 2 || !fragment)) show(unsupportedView(missing, fragment ? "receiver" : "sharer"));
 else if (parsed?.version === 2) receivePage(parsed);
-else if (parsed?.version === 1) refusedLink("This link is from an older pea", V1_LINK_SENTENCE);
-else if (fragment) refusedLink("This link is incomplete", "The part after # is not a valid pea link. Ask for the link again.");
+else if (parsed?.version === 1) show(refusedLinkView("v1"));
+else if (fragment) show(refusedLinkView("incomplete"));
 else startPage();

@@ -22,7 +22,7 @@ export class PeerLink extends EventTarget {
     this.pc = new RTCPeerConnection({ iceServers: iceServers ?? [] });
     this.pc.onicecandidate = (ev) => {
       // Trickle ICE: each candidate goes out as soon as it is found.
-      if (ev.candidate && ev.candidate.candidate) this.send("candidate", JSON.stringify(ev.candidate.toJSON()));
+      if (ev.candidate?.candidate) this.send("candidate", JSON.stringify(ev.candidate.toJSON()));
     };
     this.pc.onconnectionstatechange = () => {
       const s = this.pc.connectionState;

@@ -14,8 +14,8 @@ export class Room extends EventTarget {
     this.id = this.auth.room;
     this.refused = { replay: 0 };
     this.sig = new Signaling({ url: signalingUrl(), room: this.id });
-    for (const type of ["state", "welcome", "peer-joined", "peer-left", "server-error"]) this.sig.addEventListener(type, (e) => this.emit(type, e.detail));
-    this.sig.addEventListener("signal", (e) => this.onSignal(e.detail));
+    for (const type of ["state", "welcome", "peer-joined", "peer-left", "server-error"]) this.sig.addEventListener(type, (e) => this.emit(type, /** @type {CustomEvent} */ (e).detail));
+    this.sig.addEventListener("signal", (e) => this.onSignal(/** @type {CustomEvent} */ (e).detail));
   }
 
   onSignal({ from, data }) {
@@ -33,7 +33,7 @@ export class Room extends EventTarget {
   }
 
   on(type, fn) {
-    this.addEventListener(type, (e) => fn(e.detail));
+    this.addEventListener(type, (e) => fn(/** @type {CustomEvent} */ (e).detail));
   }
 
   get config() {

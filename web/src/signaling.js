@@ -10,6 +10,7 @@ const PONG_TIMEOUT_MS = 10000;
 const FATAL = new Set(["bad-room", "room-full"]);
 
 export class Signaling extends EventTarget {
+  /** @param {{url: string, room: string, name?: string}} options */
   constructor({ url, room, name }) {
     super();
     this.url = url;

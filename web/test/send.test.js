@@ -15,6 +15,10 @@ class FakeChannel {
   constructor({ drains }) {
     this.drains = drains;
     this.readyState = "open";
+    /** @type {(ev: {data: unknown}) => void} */
+    this.onmessage = () => {};
+    this.onclose = () => {};
+    this.onbufferedamountlow = () => {};
     this.bufferedAmount = 0;
     this.maxBuffered = 0;
     this.received = 0; // bytes that reached the peer

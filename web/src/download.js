@@ -3,37 +3,45 @@
 // service worker streams it to disk; elsewhere (plain HTTP on a LAN address)
 // there is no service worker, so the bytes are gathered in memory and saved
 // as a Blob: it works, but the page says so and says how to avoid it.
+import { downloadPath } from "./capabilities.js";
 import { safeFileName, safeMime } from "./names.js";
 import { TransferError } from "./transfer/protocol.js";
 import { randomId } from "./util.js";
 
 const START_TIMEOUT_MS = 15000; // the worker answers the download's request within a second when it works
+/** @type {ServiceWorkerRegistration | null} */
 let registration = null;
+/** @type {"stream" | "memory" | null} */
 let mode = null;
 
+/** @typedef {{mode: "stream" | "memory", why: string}} DownloadPath */
+
+/** @type {Promise<DownloadPath> | null} */
 let setup = null;
+/**
+ * Register the download worker (once) and say how downloads will reach the disk: the
+ * one answer to that question, which can only be known after registering (it fails
+ * where the API exists, as in some private windows).
+ * @returns {Promise<DownloadPath>}
+ */
 export function setupDownloads() {
   setup ??= register();
   return setup;
 }
 
+/** @returns {Promise<DownloadPath>} */
 async function register() {
-  if (!window.isSecureContext || !("serviceWorker" in navigator)) {
-    mode = "memory";
-    return mode;
+  const path = downloadPath();
+  if (path.mode === "stream") {
+    try {
+      registration = await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+    } catch (err) {
+      console.warn("pea: service worker unavailable, downloads will be kept in memory", err);
+      Object.assign(path, { mode: "memory", why: "no-sw" });
+    }
   }
-  try {
-    registration = await navigator.serviceWorker.register("/sw.js", { scope: "/" });
-    mode = "stream";
-  } catch (err) {
-    console.warn("pea: service worker unavailable, downloads will be kept in memory", err);
-    mode = "memory";
-  }
-  return mode;
-}
-
-export function downloadMode() {
-  return mode;
+  mode = /** @type {DownloadPath["mode"]} */ (path.mode);
+  return /** @type {DownloadPath} */ (path);
 }
 
 async function activeWorker() {
@@ -54,6 +62,7 @@ function ask(worker, message, transfer = []) {
   });
 }
 
+/** @type {ReturnType<typeof setInterval> | null} */
 let keepAlive = null;
 let active = 0;
 function hold() {

@@ -13,7 +13,7 @@ import { receiveView, refusedLinkView } from "./ui/receive-view.js";
 import { shareView, startView } from "./ui/share-view.js";
 import { unsupportedView } from "./ui/unsupported.js";
 
-const app = document.getElementById("app");
+const app = /** @type {HTMLElement} */ (document.getElementById("app"));
 
 function show(view) {
   app.replaceChildren(view);
@@ -21,6 +21,7 @@ function show(view) {
 
 function startPage() {
   const input = h("input", { type: "file", multiple: true, id: "pick-files", class: "visually-hidden" });
+  /** @type {Promise<Sharer> | null} */
   let sharing = null;
   const begin = () => {
     sharing ??= (async () => {
@@ -62,11 +63,12 @@ function receivePage({ secret, commit }) {
   if (path.mode === "memory") inMemory();
   // The service worker starts once the sharer is reached: starting it earlier competes
   // with connecting, and the file list is what a person waits for.
+  // download.js has the last word: registration can fail where the API exists (some
+  // private windows), and then the page says so, with the limit.
   const later = () =>
-    setupDownloads().then((mode) => {
-      // Registration can fail where the API exists (some private windows): say so, with the limit.
-      if (mode === "memory" && path.mode === "stream") {
-        Object.assign(path, { mode, why: "no-sw" });
+    setupDownloads().then((found) => {
+      if (found.mode === "memory" && path.mode === "stream") {
+        Object.assign(path, found);
         inMemory();
       }
     });

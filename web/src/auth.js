@@ -157,7 +157,8 @@ export class SignalAuth {
     if (sig?.length !== 64) return false;
     try {
       // Strict RFC 8032 checks (no ZIP-215 leniency): one valid signature per message and key.
-      return ed25519.verify(sig, m, fromB64url(data.pk), { zip215: false });
+      const pk = fromB64url(data.pk);
+      return pk !== null && ed25519.verify(sig, m, pk, { zip215: false });
     } catch {
       return false;
     }

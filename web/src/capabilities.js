@@ -18,11 +18,13 @@ export function missingForTransfer(win = globalThis) {
 }
 
 function canOpenDataChannels(win) {
+  /** @type {RTCPeerConnection | null} */
   let pc = null;
   try {
-    pc = new win.RTCPeerConnection({ iceServers: [] });
-    if (typeof pc.createDataChannel !== "function") return false;
-    pc.createDataChannel("probe");
+    const made = new win.RTCPeerConnection({ iceServers: [] });
+    pc = made;
+    if (typeof made.createDataChannel !== "function") return false;
+    made.createDataChannel("probe");
     return true;
   } catch {
     return false;
@@ -53,11 +55,11 @@ export async function memoryBudget(win = globalThis) {
   let budget = MEMORY_LIMIT_BYTES;
   try {
     const est = await win.navigator.storage?.estimate?.();
-    if (est && Number.isFinite(est.quota)) budget = Math.min(budget, Math.max(0, est.quota - (Number(est.usage) || 0)));
+    if (est && typeof est.quota === "number" && Number.isFinite(est.quota)) budget = Math.min(budget, Math.max(0, est.quota - (Number(est.usage) || 0)));
   } catch {
     // No StorageManager (plain HTTP): our own bound is all we know.
   }
   const gib = /** @type {Navigator & {deviceMemory?: number}} */ (win.navigator).deviceMemory;
-  if (Number.isFinite(gib) && gib > 0) budget = Math.min(budget, Math.floor((gib * 2 ** 30) / 4));
+  if (typeof gib === "number" && Number.isFinite(gib) && gib > 0) budget = Math.min(budget, Math.floor((gib * 2 ** 30) / 4));
   return budget;
 }

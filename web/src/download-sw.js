@@ -33,6 +33,7 @@ self.addEventListener("message", (e) => {
 
 /** Where streams cannot be transferred, the page answers each "pull" with one chunk. */
 function portStream(port) {
+  /** @type {((m: any) => void) | null} */
   let waiting = null;
   port.onmessage = (e) => {
     const w = waiting;

@@ -8,6 +8,7 @@ import { createSHA256 } from "hash-wasm";
 const BLOCK = 4 << 20;
 const queue = [];
 let paused = false;
+/** @type {((v?: unknown) => void) | null} */
 let resume = null;
 let running = false;
 

@@ -201,6 +201,6 @@ export function downloadHeaders({ name, mime, size }) {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
   };
-  if (Number.isSafeInteger(size) && size >= 0) headers["Content-Length"] = String(size);
+  if (typeof size === "number" && Number.isSafeInteger(size) && size >= 0) headers["Content-Length"] = String(size);
   return headers;
 }

@@ -16,7 +16,11 @@ export class PeerLink extends EventTarget {
     this.role = role;
     this.send = send;
     this.state = "connecting";
+    /** @type {RTCDataChannel | null} */
     this.control = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.discTimer = undefined;
+    this.heard = performance.now();
     this.pendingCandidates = [];
     this.haveRemote = false;
     this.pc = new RTCPeerConnection({ iceServers: iceServers ?? [] });
@@ -109,7 +113,7 @@ export class PeerLink extends EventTarget {
     this.adoptControl(this.pc.createDataChannel("control", { ordered: true }));
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
-    this.send("offer", this.pc.localDescription.sdp);
+    this.send("offer", /** @type {RTCSessionDescription} */ (this.pc.localDescription).sdp);
   }
 
   async handle(kind, payload) {
@@ -118,7 +122,7 @@ export class PeerLink extends EventTarget {
       await this.pc.setRemoteDescription({ type: "offer", sdp: payload });
       await this.flushCandidates();
       await this.pc.setLocalDescription(await this.pc.createAnswer());
-      this.send("answer", this.pc.localDescription.sdp);
+      this.send("answer", /** @type {RTCSessionDescription} */ (this.pc.localDescription).sdp);
     } else if (kind === "answer" && this.role === "offerer") {
       await this.pc.setRemoteDescription({ type: "answer", sdp: payload });
       await this.flushCandidates();

@@ -8,7 +8,7 @@ import { PeerLink } from "./peer.js";
 import { readAdd } from "./transfer/manifest.js";
 import { TransferError, parse } from "./transfer/protocol.js";
 import { Download } from "./transfer/receive.js";
-import { Meter } from "./util.js";
+import { Meter, deferred } from "./util.js";
 
 const NO_SHARER_MS = 8000;
 
@@ -312,10 +312,8 @@ export class Receiver extends EventTarget {
 /** Pass a stream through unchanged, with a promise for its end or its error (no tee: tee buffers without bound). */
 function watched(src) {
   const reader = src.getReader();
-  let settle;
-  const done = new Promise((resolve, reject) => {
-    settle = { resolve, reject };
-  });
+  const settle = deferred();
+  const done = settle.promise;
   const stream = new ReadableStream(
     {
       async pull(c) {

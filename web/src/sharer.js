@@ -207,6 +207,7 @@ export class Sharer extends EventTarget {
 
   serve(r, channel) {
     const up = new Upload(channel, (id) => this.files.get(id), chunkSize(r.link.maxMessageSize));
+    /** @type {{up: Upload, meter: Meter | null, name: string}} */
     const t = { up, meter: null, name: "" };
     up.addEventListener("start", (e) => {
       const rec = /** @type {CustomEvent} */ (e).detail;

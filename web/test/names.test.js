@@ -156,8 +156,9 @@ test("hidden characters are shown, never acted on", () => {
     "\u{e0041}",
   ]) {
     const v = visible(`a${c}b`);
-    assert.equal(v.hidden, true, `U+${c.codePointAt(0).toString(16)}`);
-    assert.ok(!v.text.includes(c), `U+${c.codePointAt(0).toString(16)} left raw`);
+    const code = (c.codePointAt(0) ?? 0).toString(16);
+    assert.equal(v.hidden, true, `U+${code}`);
+    assert.ok(!v.text.includes(c), `U+${code} left raw`);
     assert.match(v.text, /^a⟨U\+[0-9A-F]{4,5}⟩b$/);
   }
   assert.deepEqual(visible("a\ud800"), { text: "a⟨U+D800⟩", hidden: true });

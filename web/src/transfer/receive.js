@@ -7,6 +7,7 @@
 // `run()` resolves with {size, sha256} or rejects with a TransferError (a code).
 import { createSHA256 } from "hash-wasm";
 import { visible } from "../names.js";
+import { deferred } from "../util.js";
 import { ACK_EVERY, GET_LABEL, TransferError, parse } from "./protocol.js";
 
 const COALESCE = 2 << 20;
@@ -38,12 +39,9 @@ export class Download extends EventTarget {
     /** @type {(() => void) | null} */
     this.wakeup = null;
     this.hasher = null;
-    /** @type {{resolve: (r: {size: number, sha256: string}) => void, reject: (e: Error) => void}} */
-    this.settle = { resolve: () => {}, reject: () => {} };
-    /** @type {Promise<{size: number, sha256: string}>} */
-    this.done = new Promise((resolve, reject) => {
-      this.settle = { resolve, reject };
-    });
+    /** @type {ReturnType<typeof deferred<{size: number, sha256: string}>>} */
+    this.settle = deferred();
+    this.done = this.settle.promise;
     this.done.catch(() => {}); // callers that only read the stream still see the error there
     this.ch.onclose = () => {
       if (!this.verified) this.fail("vanished");

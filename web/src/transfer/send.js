@@ -118,7 +118,7 @@ export class Upload extends EventTarget {
       }
       offset = end;
     }
-    const sha256 = known ?? hasher.digest("hex");
+    const sha256 = known ?? /** @type {NonNullable<typeof hasher>} */ (hasher).digest("hex");
     ch.send(JSON.stringify({ t: "end", size, sha256 }));
     await this.until(() => this.reply, 120000, "confirmation");
     if (this.reply.t === "bad") throw new TransferError("mismatch", { name: rec.name });

@@ -3,7 +3,7 @@
 // download buttons with progress, and every failure explained.
 import { CONNECT_TIMEOUT_MS } from "../peer.js";
 import { visible } from "../names.js";
-import { formatBytes } from "../util.js";
+import { formatBytes, progressText } from "./format.js";
 import { banner, h, setText, syncList } from "./dom.js";
 import { receiveErrorText } from "./transfer-words.js";
 import { memoryNotice } from "./unsupported.js";
@@ -141,7 +141,7 @@ export function receiveView({ receiver, path }) {
     const a = receiver.downloads.get("*");
     allBar.hidden = !a || a.done || !!a.error;
     if (a) allBar.value = a.meter.fraction;
-    setText(allState, !a ? "" : a.error ? `Zip failed: ${receiveErrorText(a.error)}` : a.done ? "Zip saved." : a.meter.describe());
+    setText(allState, !a ? "" : a.error ? `Zip failed: ${receiveErrorText(a.error)}` : a.done ? "Zip saved." : progressText(a.meter));
     syncList(
       list,
       files,
@@ -187,7 +187,7 @@ export function receiveView({ receiver, path }) {
         let detail = "";
         if (d?.error) detail = `Failed: ${receiveErrorText(d.error)}`;
         else if (d?.done) detail = "Saved and verified (SHA-256).";
-        else if (d) detail = d.meter.describe();
+        else if (d) detail = progressText(d.meter);
         else if (memory && f.size > path.budget)
           detail = `Too large for this browser to keep in memory (about ${formatBytes(path.budget)}): it will probably fail here. See above for a way to stream it instead.`;
         setText(row.querySelector(".detail"), detail);

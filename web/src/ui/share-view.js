@@ -3,7 +3,7 @@
 // copy, QR, what is shared, who is receiving what).
 import qrcode from "qrcode-generator";
 import { CONNECT_TIMEOUT_MS } from "../peer.js";
-import { formatBytes } from "../util.js";
+import { formatBytes, progressText } from "./format.js";
 import { banner, h, setText, syncList } from "./dom.js";
 import { pickFolder } from "./pickers.js";
 import { sendErrorText } from "./transfer-words.js";
@@ -189,7 +189,7 @@ export function shareView({ sharer, link, input, onFiles, onNote }) {
         if (up?.meter) bar.value = up.meter.fraction;
         const problem = r.problem ? (PROBLEM_WORDS[r.problem.code]?.(r.problem.info ?? {}) ?? r.problem.code) : "";
         const last = r.lastError ? `“${r.lastError.name}”: ${sendErrorText(r.lastError.error)}` : "";
-        const detail = up?.meter ? up.meter.describe() : [problem, last].filter(Boolean).join(" ");
+        const detail = up?.meter ? progressText(up.meter) : [problem, last].filter(Boolean).join(" ");
         setText(row.querySelector(".detail"), detail);
       },
     );

@@ -1,7 +1,7 @@
 // @ts-check
 // Sentences for what capabilities.js finds missing: why this browser cannot take part,
 // and what to use instead.
-import { formatBytes } from "../util.js";
+import { formatBytes } from "./format.js";
 import { h } from "./dom.js";
 
 const WHY = {

@@ -263,14 +263,18 @@ export class Receiver extends EventTarget {
     const running = this.downloads.get(id);
     if (!file || !this.connected || (running && !running.done && !running.error)) return;
     const d = this.track(id, file.size);
-    const { t, done } = this.start(file, (b) => this.progress(d, b));
+    /** @type {Download | null} */
+    let t = null;
     try {
+      const started = this.start(file, (b) => this.progress(d, b));
+      t = started.t;
+      const done = started.done;
       // "Saved" needs both: every byte verified, and the browser having taken the download.
-      const saving = saveStream({ name: safeFileName(file.name), size: file.size, mime: safeMime(file.type), stream: t.stream, done });
+      const saving = saveStream({ name: safeFileName(file.name), size: file.size, mime: safeMime(file.type), stream: started.t.stream, done });
       await Promise.all([saving, done]);
       this.finish(d);
     } catch (err) {
-      t.cancel(); // the browser never took the download: stop the transfer too
+      t?.cancel(); // the browser never took the download: stop the transfer too
       this.finish(d, err);
     }
   }
@@ -329,7 +333,7 @@ function watched(src) {
         }
       },
       cancel(reason) {
-        settle.reject(new TransferError("cancelled", { name: "pea-files.zip" }));
+        settle.reject(new TransferError("zip-cancelled"));
         return reader.cancel(reason);
       },
     },

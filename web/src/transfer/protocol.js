@@ -35,7 +35,9 @@ export function parse(text) {
  * "unreadable" (the sharer's browser can no longer read the file). Sender: "gone" (the
  * receiver left), "timeout" (info.what: "request" | "confirmation"). Receiver: "vanished"
  * (info.why: "left" | "lost" | undefined), "too-long", "short" (info.received, info.size),
- * "sender-error" (another code the sharer sent; info.said, its own words).
+ * "sender-error" (another code the sharer sent; info.said, its own words),
+ * "zip-cancelled"; download.js: "not-started", "start-failed" (info.said),
+ * "worker-not-started", "worker-silent".
  */
 export class TransferError extends Error {
   /**

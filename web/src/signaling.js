@@ -1,5 +1,5 @@
 // @ts-check
-// WebSocket client of PROTOCOL.md v1. Keeps one membership in one room alive
+// WebSocket client of the signalling protocol v1 (docs/protocol.md). Keeps one membership in one room alive
 // across lost connections (backoff, `reconnect`, `resume`), and reports its
 // state as events the UI can put into words.
 import { sleep } from "./util.js";

@@ -13,7 +13,7 @@ PYTEST_FLAGS ?= -q
 help:
 	@echo "make run    set everything up and serve pea on http://localhost:8080"
 	@echo "make test   set everything up and run every test (lint, unit, cluster, browser, deploy)"
-	@echo "make lint   ruff (check + format) + mypy over signal, tests, bench, deploy"
+	@echo "make lint   ruff + mypy over signal, tests, bench, deploy; Biome + tsc over web"
 	@echo "make bench  signalling benchmark (python -m bench.signal_load)"
 
 install: $(STAMP)
@@ -45,9 +45,9 @@ run: install web
 
 LINT_DIRS = $(wildcard signal tests bench deploy)
 
-# `make lint` is the one gate for style and types. The Python half is below; the web
-# client's checks join it as one more prerequisite from mk/web.mk (`lint: lint-js`).
-lint: lint-py
+# `make lint` is the one gate for style and types: Python below, the web client's
+# checks (Biome + tsc, `lint-web`) from mk/web.mk.
+lint: lint-py lint-web
 
 lint-py: install
 	$(BIN)/ruff check $(LINT_DIRS)

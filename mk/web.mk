@@ -21,3 +21,8 @@ $(WEB_STAMP): $(WEB_MODULES) $(WEB_SOURCES)
 # Browsers, nodes and redis-server only ever see `lo`: no ICE candidate or stray request leaves.
 test-e2e: install system-deps web
 	unshare -n sh -c 'ip link set lo up; exec $(BIN)/pytest $(PYTEST_FLAGS) tests/e2e'
+
+# The client held to the server's standard: Biome (lint + format check) and tsc over JSDoc.
+.PHONY: lint-web
+lint-web: $(WEB_MODULES)
+	cd $(WEB_DIR) && npm run --silent check

@@ -11,6 +11,7 @@ const out = join(here, "..", "signal", "pea", "static");
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 
+/** @type {import("esbuild").BuildOptions} */
 const common = {
   bundle: true,
   minify: true,

@@ -146,3 +146,34 @@ def test_no_service_worker_falls_back_to_memory_with_its_limit(
     expect(row(receiver, "pair-small.txt")).to_contain_text(
         "Saved and verified", timeout=TIMEOUT_MS
     )
+
+
+# The API is there but registering fails, as in some private windows and hardened profiles.
+FAILING_REGISTRATION = """
+if (self.ServiceWorkerContainer)
+  ServiceWorkerContainer.prototype.register = () =>
+    Promise.reject(new DOMException("registration refused by a test", "SecurityError"));
+"""
+
+
+def test_a_service_worker_that_fails_to_register_shows_the_memory_warning(
+    pages: Pages, cluster: tuple[PeaNode, PeaNode], pair_files: dict[str, Path]
+) -> None:
+    """navigator.serviceWorker exists, so the page first expects to stream; when registering
+    fails it must still say that downloads are kept in memory (download.js has the last
+    word, not a guess in main.js), and a file still arrives verified."""
+    node_a, node_b = cluster
+    sharer = pages.new()
+    link = share(sharer, node_a.url, list(pair_files.values()))
+    receiver = pages.new()
+    receiver.context.add_init_script(FAILING_REGISTRATION + SMALL_STORAGE)
+    open_link(receiver, node_b.url + "/" + fragment(link), expect_files=2)
+    memory = receiver.locator("[data-testid=memory-mode]")
+    expect(memory).to_contain_text("kept in memory", timeout=TIMEOUT_MS)
+    expect(memory).to_contain_text("Files up to about 5.0 MiB should work")
+    expect(row(receiver, "pair-multi.bin")).to_contain_text("Too large for this browser")
+    got = download(receiver, "pair-small.txt")
+    assert sha256_file(got) == sha256_file(pair_files["pair-small.txt"])
+    expect(row(receiver, "pair-small.txt")).to_contain_text(
+        "Saved and verified", timeout=TIMEOUT_MS
+    )

@@ -1,3 +1,4 @@
+// @ts-check
 // Everything pea proves with the link (docs/transfer-protocol.md, version 2).
 // The link's secret never reaches the server: the room id the server sees and
 // the key K that MACs every signal are derived from it here. The sharer also
@@ -71,7 +72,9 @@ export function fragmentOf(secret, commit) {
   return `2.${secret}.${commit}`;
 }
 
-/** The fragment (without "#") → {version: 2, secret, commit}, {version: 1}, or null if it is no pea link. */
+/**
+ * The fragment (without "#") → {version: 2, secret, commit}, {version: 1}, or null if it is no pea link.
+ * @returns {{version: 2, secret: string, commit: string} | {version: 1} | null} */
 export function parseFragment(fragment) {
   const m = LINK_RE.exec(fragment);
   if (m && fromB64url(m[1])?.length === 16 && fromB64url(m[2])?.length === 16) return { version: 2, secret: m[1], commit: m[2] };
@@ -82,7 +85,7 @@ export function parseFragment(fragment) {
 /** From the secret's 16 decoded bytes S: room = b64url(HMAC(S, "pea room v2")), K = HMAC(S, "pea signal key v2"). */
 export function deriveKeys(secret) {
   const s = fromB64url(secret);
-  if (!s || s.length !== 16) throw new Error("a pea v2 secret is 16 bytes, base64url");
+  if (s?.length !== 16) throw new Error("a pea v2 secret is 16 bytes, base64url");
   return { room: b64url(hmac(sha256, s, enc.encode("pea room v2"))), key: hmac(sha256, s, enc.encode("pea signal key v2")) };
 }
 
@@ -154,7 +157,8 @@ export class SignalAuth {
     if (sig?.length !== 64) return false;
     try {
       // Strict RFC 8032 checks (no ZIP-215 leniency): one valid signature per message and key.
-      return ed25519.verify(sig, m, fromB64url(data.pk), { zip215: false });
+      const pk = fromB64url(data.pk);
+      return pk !== null && ed25519.verify(sig, m, pk, { zip215: false });
     } catch {
       return false;
     }

@@ -1,3 +1,4 @@
+// @ts-check
 // What this browser has for pea, checked once when a page opens, as codes; the views
 // turn codes into sentences (ui/unsupported.js). Nothing here throws: a browser missing
 // a piece is told so at once, instead of failing later with a bare exception or waiting
@@ -17,11 +18,13 @@ export function missingForTransfer(win = globalThis) {
 }
 
 function canOpenDataChannels(win) {
+  /** @type {RTCPeerConnection | null} */
   let pc = null;
   try {
-    pc = new win.RTCPeerConnection({ iceServers: [] });
-    if (typeof pc.createDataChannel !== "function") return false;
-    pc.createDataChannel("probe");
+    const made = new win.RTCPeerConnection({ iceServers: [] });
+    pc = made;
+    if (typeof made.createDataChannel !== "function") return false;
+    made.createDataChannel("probe");
     return true;
   } catch {
     return false;
@@ -52,11 +55,11 @@ export async function memoryBudget(win = globalThis) {
   let budget = MEMORY_LIMIT_BYTES;
   try {
     const est = await win.navigator.storage?.estimate?.();
-    if (est && Number.isFinite(est.quota)) budget = Math.min(budget, Math.max(0, est.quota - (Number(est.usage) || 0)));
+    if (est && typeof est.quota === "number" && Number.isFinite(est.quota)) budget = Math.min(budget, Math.max(0, est.quota - (Number(est.usage) || 0)));
   } catch {
     // No StorageManager (plain HTTP): our own bound is all we know.
   }
-  const gib = win.navigator.deviceMemory;
-  if (Number.isFinite(gib) && gib > 0) budget = Math.min(budget, Math.floor((gib * 2 ** 30) / 4));
+  const gib = /** @type {Navigator & {deviceMemory?: number}} */ (win.navigator).deviceMemory;
+  if (typeof gib === "number" && Number.isFinite(gib) && gib > 0) budget = Math.min(budget, Math.floor((gib * 2 ** 30) / 4));
   return budget;
 }

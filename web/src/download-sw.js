@@ -1,14 +1,20 @@
+// @ts-check
 // Service worker whose only job is to turn a stream handed over by the page
 // into a normal browser download, so a file of any size goes to disk instead
 // of memory. It answers only URLs under /_pea/download/; everything else
 // goes to the network untouched.
 import { downloadHeaders } from "./names.js";
 
+/** @typedef {Event & {waitUntil(p: Promise<unknown>): void}} ExtendableEvent */
+/** @typedef {ExtendableEvent & {request: Request, respondWith(r: Response | Promise<Response>): void}} FetchEvent */
+// The worker's global scope: its types (lib "webworker") cannot be loaded next to the page's ("dom").
+const sw = /** @type {any} */ (self);
+
 const PREFIX = "/_pea/download/";
 const pending = new Map();
 
-self.addEventListener("install", () => self.skipWaiting());
-self.addEventListener("activate", (e) => e.waitUntil(self.clients.claim()));
+sw.addEventListener("install", () => sw.skipWaiting());
+sw.addEventListener("activate", (/** @type {ExtendableEvent} */ e) => e.waitUntil(sw.clients.claim()));
 
 self.addEventListener("message", (e) => {
   const d = e.data;
@@ -27,6 +33,7 @@ self.addEventListener("message", (e) => {
 
 /** Where streams cannot be transferred, the page answers each "pull" with one chunk. */
 function portStream(port) {
+  /** @type {((m: any) => void) | null} */
   let waiting = null;
   port.onmessage = (e) => {
     const w = waiting;
@@ -59,9 +66,9 @@ function forget(id, why) {
   d.stream.cancel(why).catch(() => {});
 }
 
-self.addEventListener("fetch", (e) => {
+sw.addEventListener("fetch", (/** @type {FetchEvent} */ e) => {
   const url = new URL(e.request.url);
-  if (url.origin !== self.location.origin || !url.pathname.startsWith(PREFIX)) return;
+  if (url.origin !== sw.location.origin || !url.pathname.startsWith(PREFIX)) return;
   const id = url.pathname.slice(PREFIX.length).split("/")[0];
   const d = pending.get(id);
   if (!d) {

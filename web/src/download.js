@@ -1,52 +1,59 @@
+// @ts-check
 // Hands a ReadableStream to the browser as a download. In a secure context a
 // service worker streams it to disk; elsewhere (plain HTTP on a LAN address)
 // there is no service worker, so the bytes are gathered in memory and saved
 // as a Blob: it works, but the page says so and says how to avoid it.
+import { downloadPath } from "./capabilities.js";
 import { safeFileName, safeMime } from "./names.js";
+import { TransferError } from "./transfer/protocol.js";
 import { randomId } from "./util.js";
 
 const START_TIMEOUT_MS = 15000; // the worker answers the download's request within a second when it works
+/** @type {ServiceWorkerRegistration | null} */
 let registration = null;
+/** @type {"stream" | "memory" | null} */
 let mode = null;
 
+/** @typedef {{mode: "stream" | "memory", why: string}} DownloadPath */
+
+/** @type {Promise<DownloadPath> | null} */
 let setup = null;
+/**
+ * Register the download worker (once) and say how downloads will reach the disk: the
+ * one answer to that question, which can only be known after registering (it fails
+ * where the API exists, as in some private windows).
+ * @returns {Promise<DownloadPath>}
+ */
 export function setupDownloads() {
   setup ??= register();
   return setup;
 }
 
+/** @returns {Promise<DownloadPath>} */
 async function register() {
-  if (!window.isSecureContext || !("serviceWorker" in navigator)) {
-    mode = "memory";
-    return mode;
+  const path = downloadPath();
+  if (path.mode === "stream") {
+    try {
+      registration = await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+    } catch (err) {
+      console.warn("pea: service worker unavailable, downloads will be kept in memory", err);
+      Object.assign(path, { mode: "memory", why: "no-sw" });
+    }
   }
-  try {
-    registration = await navigator.serviceWorker.register("/sw.js", { scope: "/" });
-    mode = "stream";
-  } catch (err) {
-    console.warn("pea: service worker unavailable, downloads will be kept in memory", err);
-    mode = "memory";
-  }
-  return mode;
-}
-
-export function downloadMode() {
-  return mode;
+  mode = /** @type {DownloadPath["mode"]} */ (path.mode);
+  return /** @type {DownloadPath} */ (path);
 }
 
 async function activeWorker() {
   if (registration?.active) return registration.active;
-  const ready = await Promise.race([
-    navigator.serviceWorker.ready,
-    new Promise((_, rej) => setTimeout(() => rej(new Error("service worker did not start")), 10000)),
-  ]);
+  const ready = await Promise.race([navigator.serviceWorker.ready, new Promise((_, rej) => setTimeout(() => rej(new TransferError("worker-not-started")), 10000))]);
   return ready.active;
 }
 
 function ask(worker, message, transfer = []) {
-  return new Promise((resolve, reject) => {
+  return new Promise((/** @type {(v?: unknown) => void} */ resolve, reject) => {
     const { port1, port2 } = new MessageChannel();
-    const t = setTimeout(() => reject(new Error("service worker did not answer")), 10000);
+    const t = setTimeout(() => reject(new TransferError("worker-silent")), 10000);
     port1.onmessage = () => {
       clearTimeout(t);
       resolve();
@@ -55,6 +62,7 @@ function ask(worker, message, transfer = []) {
   });
 }
 
+/** @type {ReturnType<typeof setInterval> | null} */
 let keepAlive = null;
 let active = 0;
 function hold() {
@@ -101,12 +109,12 @@ function pumpPort(stream) {
 function startSignal() {
   const { port1, port2 } = new MessageChannel();
   let timer;
-  const started = new Promise((resolve, reject) => {
-    timer = setTimeout(() => reject(new Error("the browser did not start the download (no answer from the download worker); nothing was saved")), START_TIMEOUT_MS);
+  const started = new Promise((/** @type {(v?: unknown) => void} */ resolve, reject) => {
+    timer = setTimeout(() => reject(new TransferError("not-started")), START_TIMEOUT_MS);
     port1.onmessage = (e) => {
       clearTimeout(timer);
       if (e.data?.started) resolve();
-      else reject(new Error(`the browser could not start the download (${e.data?.error || "unknown error"}); nothing was saved`));
+      else reject(new TransferError("start-failed", { said: String(e.data?.error || "") }));
     };
   });
   started.catch(() => {}).finally(() => port1.close());
@@ -128,7 +136,7 @@ export async function saveStream({ name: rawName, size, mime: rawMime, stream, d
     const meta = { type: "pea-download", id, name, size, mime };
     let start = startSignal();
     try {
-      if (window.__peaForcePortPump) throw new DOMException("forced by a test", "DataCloneError");
+      if (/** @type {any} */ (window).__peaForcePortPump) throw new DOMException("forced by a test", "DataCloneError");
       await ask(worker, { ...meta, stream, status: start.port }, [stream, start.port]);
     } catch (err) {
       if (err?.name !== "DataCloneError") throw err;

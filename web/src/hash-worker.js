@@ -1,3 +1,4 @@
+// @ts-check
 // Hashes shared files off the main thread as soon as they are added, once per
 // file: every later transfer of that file, to any number of receivers, then
 // sends the known SHA-256 instead of hashing again while it sends. The page
@@ -7,6 +8,7 @@ import { createSHA256 } from "hash-wasm";
 const BLOCK = 4 << 20;
 const queue = [];
 let paused = false;
+/** @type {((v?: unknown) => void) | null} */
 let resume = null;
 let running = false;
 

@@ -1,3 +1,4 @@
+// @ts-check
 // Entry point: a URL with a secret in its fragment receives; anything else
 // is the start page, which becomes a share as soon as something is picked.
 import { fragmentOf, newShare, parseFragment, warmUp } from "./auth.js";
@@ -8,11 +9,11 @@ import { Room } from "./room.js";
 import { Sharer } from "./sharer.js";
 import { h } from "./ui/dom.js";
 import { acceptDrops, filesFromInput } from "./ui/pickers.js";
-import { V1_LINK_SENTENCE, receiveView } from "./ui/receive-view.js";
+import { receiveView, refusedLinkView } from "./ui/receive-view.js";
 import { shareView, startView } from "./ui/share-view.js";
 import { unsupportedView } from "./ui/unsupported.js";
 
-const app = document.getElementById("app");
+const app = /** @type {HTMLElement} */ (document.getElementById("app"));
 
 function show(view) {
   app.replaceChildren(view);
@@ -20,6 +21,7 @@ function show(view) {
 
 function startPage() {
   const input = h("input", { type: "file", multiple: true, id: "pick-files", class: "visually-hidden" });
+  /** @type {Promise<Sharer> | null} */
   let sharing = null;
   const begin = () => {
     sharing ??= (async () => {
@@ -53,18 +55,20 @@ function receivePage({ secret, commit }) {
   const room = new Room({ secret, commit });
   performance.mark("pea:keys");
   const receiver = new Receiver(room);
-  const inMemory = () => memoryBudget().then((b) => {
-    path.budget = b;
-    receiver.changed();
-  });
+  const inMemory = () =>
+    memoryBudget().then((b) => {
+      path.budget = b;
+      receiver.changed();
+    });
   if (path.mode === "memory") inMemory();
   // The service worker starts once the sharer is reached: starting it earlier competes
   // with connecting, and the file list is what a person waits for.
+  // download.js has the last word: registration can fail where the API exists (some
+  // private windows), and then the page says so, with the limit.
   const later = () =>
-    setupDownloads().then((mode) => {
-      // Registration can fail where the API exists (some private windows): say so, with the limit.
-      if (mode === "memory" && path.mode === "stream") {
-        Object.assign(path, { mode, why: "no-sw" });
+    setupDownloads().then((found) => {
+      if (found.mode === "memory" && path.mode === "stream") {
+        Object.assign(path, found);
         inMemory();
       }
     });
@@ -76,9 +80,6 @@ function receivePage({ secret, commit }) {
 }
 
 addEventListener("hashchange", () => location.reload());
-function refusedLink(title, sentence) {
-  show(h("section", { class: "card" }, h("h1", {}, title), h("p", { "data-testid": "status", class: "status bad" }, sentence), h("p", {}, h("a", { href: "/" }, "Share your own files"))));
-}
 
 const fragment = location.hash.slice(1);
 const parsed = fragment ? parseFragment(fragment) : null;
@@ -86,6 +87,6 @@ const parsed = fragment ? parseFragment(fragment) : null;
 const missing = missingForTransfer();
 if (missing.length && (parsed?.version === 2 || !fragment)) show(unsupportedView(missing, fragment ? "receiver" : "sharer"));
 else if (parsed?.version === 2) receivePage(parsed);
-else if (parsed?.version === 1) refusedLink("This link is from an older pea", V1_LINK_SENTENCE);
-else if (fragment) refusedLink("This link is incomplete", "The part after # is not a valid pea link. Ask for the link again.");
+else if (parsed?.version === 1) show(refusedLinkView("v1"));
+else if (fragment) show(refusedLinkView("incomplete"));
 else startPage();

@@ -1,3 +1,4 @@
+// @ts-check
 // One RTCPeerConnection with one remote peer. Roles are fixed, not "perfect
 // negotiation": the sharer always offers (it creates the control channel),
 // the receiver always answers, so glare cannot happen. Everything this sends
@@ -15,20 +16,23 @@ export class PeerLink extends EventTarget {
     this.role = role;
     this.send = send;
     this.state = "connecting";
+    /** @type {RTCDataChannel | null} */
     this.control = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.discTimer = undefined;
+    this.heard = performance.now();
     this.pendingCandidates = [];
     this.haveRemote = false;
     this.pc = new RTCPeerConnection({ iceServers: iceServers ?? [] });
     this.pc.onicecandidate = (ev) => {
       // Trickle ICE: each candidate goes out as soon as it is found.
-      if (ev.candidate && ev.candidate.candidate) this.send("candidate", JSON.stringify(ev.candidate.toJSON()));
+      if (ev.candidate?.candidate) this.send("candidate", JSON.stringify(ev.candidate.toJSON()));
     };
     this.pc.onconnectionstatechange = () => {
       const s = this.pc.connectionState;
       clearTimeout(this.discTimer);
       if (s === "failed") this.fail(this.state === "connected" ? "lost" : "ice-failed");
-      else if (s === "disconnected" && this.state === "connected")
-        this.discTimer = setTimeout(() => this.pc.connectionState === "disconnected" && this.fail("lost"), DISCONNECTED_MS);
+      else if (s === "disconnected" && this.state === "connected") this.discTimer = setTimeout(() => this.pc.connectionState === "disconnected" && this.fail("lost"), DISCONNECTED_MS);
     };
     this.pc.ondatachannel = (ev) => {
       if (ev.channel.label === "control") this.adoptControl(ev.channel);
@@ -109,7 +113,7 @@ export class PeerLink extends EventTarget {
     this.adoptControl(this.pc.createDataChannel("control", { ordered: true }));
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
-    this.send("offer", this.pc.localDescription.sdp);
+    this.send("offer", /** @type {RTCSessionDescription} */ (this.pc.localDescription).sdp);
   }
 
   async handle(kind, payload) {
@@ -118,7 +122,7 @@ export class PeerLink extends EventTarget {
       await this.pc.setRemoteDescription({ type: "offer", sdp: payload });
       await this.flushCandidates();
       await this.pc.setLocalDescription(await this.pc.createAnswer());
-      this.send("answer", this.pc.localDescription.sdp);
+      this.send("answer", /** @type {RTCSessionDescription} */ (this.pc.localDescription).sdp);
     } else if (kind === "answer" && this.role === "offerer") {
       await this.pc.setRemoteDescription({ type: "answer", sdp: payload });
       await this.flushCandidates();

@@ -1,14 +1,28 @@
+// @ts-check
 // The receiving side: finds the sharer in the room, keeps one PeerLink to it,
 // collects the manifest, and runs downloads (one file, or all as a zip).
 import { makeZip, predictLength } from "client-zip";
 import { saveStream } from "./download.js";
-import { ZipNames, safeFileName, safeMime, visible } from "./names.js";
+import { ZipNames, safeFileName, safeMime } from "./names.js";
 import { PeerLink } from "./peer.js";
-import { parse } from "./transfer/protocol.js";
-import { startDownload } from "./transfer/receive.js";
-import { Meter } from "./util.js";
+import { readAdd } from "./transfer/manifest.js";
+import { TransferError, parse } from "./transfer/protocol.js";
+import { Download } from "./transfer/receive.js";
+import { Meter, deferred } from "./util.js";
 
 const NO_SHARER_MS = 8000;
+
+/**
+ * What the view needs to say, as codes (ui/receive-view.js has the sentences).
+ * `state`: "connecting-server" | "server-offline" | "waiting" | "no-sharer" |
+ * "connecting-peer" | "connected" | "sharer-left" | "lost" | "no-route" | "tampered" |
+ * "failed"; `detail` qualifies it: for "no-route" "ice-failed" | "timeout"; for
+ * "tampered" {code: "altered", kind} (a signal to us did not verify) or {code:
+ * "refused-answer"} (the sharer saw ours altered); for "failed" {code: "refused",
+ * message} (the server's words) or {code: "no-peer" | "setup", message} (the browser's).
+ * `alerts`: {code: "tamper-ignored", kind} | {code: "remote-tamper-ignored"} |
+ * {code: "mismatch", error}, oldest first. A download's `error` is a TransferError.
+ */
 
 export class Receiver extends EventTarget {
   constructor(room) {
@@ -17,7 +31,11 @@ export class Receiver extends EventTarget {
     this.files = new Map();
     this.notes = [];
     this.state = "connecting-server";
+    /** @type {any} */
     this.detail = "";
+    /** @type {{code: string, kind?: string, error?: Error}[]} */
+    this.alerts = [];
+    this.impostor = false;
     this.sharer = null;
     this.link = null;
     this.sharerLeft = false;
@@ -42,6 +60,7 @@ export class Receiver extends EventTarget {
     this.dispatchEvent(new Event("update"));
   }
 
+  /** @param {string} state @param {any} [detail] see the typedef above */
   set(state, detail = "") {
     this.state = state;
     this.detail = detail;
@@ -58,7 +77,7 @@ export class Receiver extends EventTarget {
       if (!this.connected && !this.final) this.set("server-offline");
       else this.changed();
     } else if (s.state === "refused") {
-      this.set("failed", s.message || "The server refused to let us in.");
+      this.set("failed", { code: "refused", message: s.message || "" });
       this.final = true;
     } else if (s.state === "joined") {
       this.serverTrouble = null;
@@ -95,8 +114,9 @@ export class Receiver extends EventTarget {
     this.set("sharer-left");
   }
 
-  abortAll(reason) {
-    for (const t of this.active) t.abort("vanished", `${reason} in the middle of “${t.name}”; that download was stopped.`);
+  /** @param {"left" | "lost"} why */
+  abortAll(why) {
+    for (const t of this.active) t.abort("vanished", { why });
   }
 
   /** A link holder sent what only the sharer may send, without the sharer's signature: never acted upon. */
@@ -116,11 +136,10 @@ export class Receiver extends EventTarget {
     this.room.send(from, "refuse", `bad signature on ${kind}`);
     if (this.connected) {
       // Already talking to a verified sharer: ignore the forgery, keep going, but say so.
-      this.alert = `Ignored a signed ${kind} that did not verify: it was altered on the way (the server or the network is tampering). The direct connection, already verified, continues.`;
+      this.alerts.push({ code: "tamper-ignored", kind });
       this.changed();
       return;
     }
-    const text = `A signed ${kind} did not verify: it was altered on the way, so the server or the network is tampering with this connection. pea refused it. Nothing was downloaded.`;
     if (this.link && this.link.remote === from) {
       // The connection being made is the one tampered with: give it up.
       this.link.close();
@@ -129,21 +148,21 @@ export class Receiver extends EventTarget {
     // Otherwise it names the sharer's key but comes from a peer we are not connecting with:
     // the server, or a link holder who copied the (public) key. Say so, but a valid offer
     // from the real sharer still connects, so no link holder can abort a download this way.
-    this.set("tampered", text);
+    this.set("tampered", { code: "altered", kind });
   }
 
   onMessage(from, kind, payload) {
     if (kind === "refuse") {
       if (this.connected) {
         // The verified direct link does not depend on signalling: the sharer saw a forgery, not us.
-        this.alert = "The sharer reported a signal that did not verify (the server or the network is tampering). The direct connection, already verified, is unaffected.";
+        this.alerts.push({ code: "remote-tamper-ignored" });
         this.changed();
         return;
       }
       if (from === this.sharer || !this.connected) {
         this.link?.close();
         this.final = true;
-        this.set("tampered", "The sharer refused our answer: it was altered on the way, so the server or the network is tampering with this connection. Nothing was downloaded.");
+        this.set("tampered", { code: "refused-answer" });
       }
       return;
     }
@@ -164,57 +183,55 @@ export class Receiver extends EventTarget {
       } catch (err) {
         // main.js checks for WebRTC first; this is for a browser that has it yet refuses here.
         this.final = true;
-        this.set("failed", `This browser could not start a direct connection (${err.message}). Try a current Firefox, Chrome, Edge or Safari.`);
+        this.set("failed", { code: "no-peer", message: err.message });
         return;
       }
       this.link = link;
-      link.addEventListener("control", (e) => this.onControl(e.detail));
+      link.addEventListener("control", (e) => this.onControl(/** @type {CustomEvent} */ (e).detail));
       link.addEventListener("state", (e) => {
         if (this.link !== link) return;
-        const { state, reason } = e.detail;
+        const { state, reason } = /** @type {CustomEvent} */ (e).detail;
         if (state === "connected") {
           performance.mark("pea:connected");
           this.set("connected");
-        }
-        else if (state === "failed") {
+        } else if (state === "failed") {
           this.final = true;
-          this.abortAll(reason === "left" ? "The sharer left" : "The connection to the sharer was lost");
+          this.abortAll(reason === "left" ? "left" : "lost");
           // "no-route" keeps the reason ("ice-failed" early, or "timeout"): the wording differs.
           if (reason === "lost" || reason === "left") this.set(reason === "lost" ? "lost" : "sharer-left");
           else this.set("no-route", reason);
         } else if (state === "closed") {
           this.final = true;
-          this.abortAll("The sharer left");
+          this.abortAll("left");
           this.set("sharer-left");
         }
       });
     }
     if (from === this.sharer && this.link) {
-      this.link.handle(kind, payload).catch((err) => this.set("failed", `Could not set up the connection: ${err.message}`));
+      this.link.handle(kind, payload).catch((err) => this.set("failed", { code: "setup", message: err.message }));
     }
   }
 
   onControl(ch) {
     ch.onmessage = (ev) => {
       if (typeof ev.data !== "string") return;
-      const m = parse(ev.data);
-      if (m?.t !== "add") return;
-      for (const f of Array.isArray(m.files) ? m.files : []) {
-        if (!f || typeof f.id !== "string" || typeof f.name !== "string" || !Number.isSafeInteger(f.size) || f.size < 0) continue;
-        this.files.set(f.id, { id: f.id, name: f.name, path: typeof f.path === "string" ? f.path : f.name, size: f.size, type: typeof f.type === "string" ? f.type : "", mtime: Number(f.mtime) || Date.now() });
-      }
-      for (const n of Array.isArray(m.notes) ? m.notes : []) if (n && typeof n.text === "string") this.notes.push({ id: String(n.id), text: n.text });
+      const add = readAdd(parse(ev.data));
+      if (!add) return;
+      for (const f of add.files) this.files.set(f.id, f);
+      this.notes.push(...add.notes);
       if (!performance.getEntriesByName("pea:files").length) performance.mark("pea:files");
       this.changed();
     };
   }
 
-  run(t, file) {
-    t.name = visible(file.name).text; // for messages: a name never reorders the sentence around it
+  /** Start one file's transfer, counted among the active ones until it ends. */
+  start(file, onProgress) {
+    const t = new Download(this.link.pc, file);
+    t.addEventListener("progress", (e) => onProgress(/** @type {CustomEvent} */ (e).detail.received));
     this.active.add(t);
     const forget = () => this.active.delete(t);
     t.done.then(forget, forget);
-    return t;
+    return { t, done: t.run() };
   }
 
   track(key, total) {
@@ -236,8 +253,8 @@ export class Receiver extends EventTarget {
   finish(d, err) {
     if (d.error) return; // the first error is the cause; what follows (a cancel) is its consequence
     d.done = !err;
-    d.error = err ? err.message : null;
-    if (err && err.code === "mismatch") this.alert = err.message;
+    d.error = err ?? null;
+    if (err?.code === "mismatch") this.alerts.push({ code: "mismatch", error: err });
     this.changed();
   }
 
@@ -246,12 +263,15 @@ export class Receiver extends EventTarget {
     const running = this.downloads.get(id);
     if (!file || !this.connected || (running && !running.done && !running.error)) return;
     const d = this.track(id, file.size);
+    /** @type {Download | null} */
     let t = null;
     try {
-      t = this.run(await startDownload(this.link.pc, file, { onProgress: (b) => this.progress(d, b) }), file);
+      const started = this.start(file, (b) => this.progress(d, b));
+      t = started.t;
+      const done = started.done;
       // "Saved" needs both: every byte verified, and the browser having taken the download.
-      const saving = saveStream({ name: safeFileName(file.name), size: file.size, mime: safeMime(file.type), stream: t.stream, done: t.done });
-      await Promise.all([saving, t.done]);
+      const saving = saveStream({ name: safeFileName(file.name), size: file.size, mime: safeMime(file.type), stream: started.t.stream, done });
+      await Promise.all([saving, done]);
       this.finish(d);
     } catch (err) {
       t?.cancel(); // the browser never took the download: stop the transfer too
@@ -267,13 +287,12 @@ export class Receiver extends EventTarget {
     const files = [...this.files.values()].map((f) => ({ ...f, entry: names.take(f.path) }));
     const total = files.reduce((a, f) => a + f.size, 0);
     const d = this.track("*", total);
-    const pc = this.link.pc;
     let before = 0;
     async function* entries(self) {
       for (const f of files) {
-        const t = self.run(await startDownload(pc, f, { onProgress: (b) => self.progress(d, before + b) }), f);
+        const { t, done } = self.start(f, (b) => self.progress(d, before + b));
         yield { name: f.entry, lastModified: new Date(f.mtime), size: f.size, input: t.stream };
-        await t.done;
+        await done;
         before += f.size;
       }
     }
@@ -297,10 +316,8 @@ export class Receiver extends EventTarget {
 /** Pass a stream through unchanged, with a promise for its end or its error (no tee: tee buffers without bound). */
 function watched(src) {
   const reader = src.getReader();
-  let settle;
-  const done = new Promise((resolve, reject) => {
-    settle = { resolve, reject };
-  });
+  const settle = deferred();
+  const done = settle.promise;
   const stream = new ReadableStream(
     {
       async pull(c) {
@@ -316,7 +333,7 @@ function watched(src) {
         }
       },
       cancel(reason) {
-        settle.reject(new Error("The zip download was cancelled."));
+        settle.reject(new TransferError("zip-cancelled"));
         return reader.cancel(reason);
       },
     },

@@ -1,3 +1,4 @@
+// @ts-check
 // A room membership whose peer-to-peer messages are sealed and judged by
 // SignalAuth: the only place that turns server frames into trusted messages,
 // or into "tampered" (altered on the way), "impostor" (a link holder posing as
@@ -13,9 +14,8 @@ export class Room extends EventTarget {
     this.id = this.auth.room;
     this.refused = { replay: 0 };
     this.sig = new Signaling({ url: signalingUrl(), room: this.id });
-    for (const type of ["state", "welcome", "peer-joined", "peer-left", "server-error"])
-      this.sig.addEventListener(type, (e) => this.emit(type, e.detail));
-    this.sig.addEventListener("signal", (e) => this.onSignal(e.detail));
+    for (const type of ["state", "welcome", "peer-joined", "peer-left", "server-error"]) this.sig.addEventListener(type, (e) => this.emit(type, /** @type {CustomEvent} */ (e).detail));
+    this.sig.addEventListener("signal", (e) => this.onSignal(/** @type {CustomEvent} */ (e).detail));
   }
 
   onSignal({ from, data }) {
@@ -33,7 +33,7 @@ export class Room extends EventTarget {
   }
 
   on(type, fn) {
-    this.addEventListener(type, (e) => fn(e.detail));
+    this.addEventListener(type, (e) => fn(/** @type {CustomEvent} */ (e).detail));
   }
 
   get config() {

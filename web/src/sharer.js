@@ -1,17 +1,23 @@
+// @ts-check
 // The sharing side: owns the shared files and notes, and one PeerLink per
 // receiver, each served independently. Emits "update" for the view.
-import { CONNECT_TIMEOUT_MS, PeerLink } from "./peer.js";
-import { MANIFEST_BATCH, chunkSize } from "./transfer/protocol.js";
+import { PeerLink } from "./peer.js";
+import { addMessages, helloMessage } from "./transfer/manifest.js";
+import { chunkSize } from "./transfer/protocol.js";
 import { Upload } from "./transfer/send.js";
 import { Meter } from "./util.js";
 
-// Why a receiver could not be reached, true in every engine: Firefox fails ICE within
-// seconds where no path exists ("ice-failed"), Chromium may wait out our bound ("timeout").
-const FAILED_WORDS = {
-  lost: "the direct connection was lost.",
-  "ice-failed": "no direct connection could be made: your browsers found no network path to each other (strict NAT or firewall between you; TURN relays are off by design).",
-  timeout: `no direct connection could be made within ${CONNECT_TIMEOUT_MS / 1000} s (strict NAT or firewall between you; TURN relays are off by design).`,
-};
+/**
+ * What the view needs to say, as codes (ui/share-view.js has the sentences).
+ * A receiver: state "connecting" | "connected" | "left" | "failed" | "tampered", and
+ * `problem`, why it failed or was refused: "lost", "ice-failed", "timeout" (no direct
+ * connection), "refused-offer" (it saw our offer altered), "altered" (its signals to us
+ * were), "setup" or "start" (info.message: the browser's own error), "left-mid-transfer".
+ * `lastError` is {name, error}: its last failed upload, and the TransferError why.
+ * `alerts`: {code: "tamper-ignored" | "tamper-refused" | "refused-offer" |
+ * "remote-tamper-ignored" | "mismatch", kind?, number? (of the receiver), error?}, oldest first.
+ * @typedef {{code: string, info?: {message?: string}}} Problem
+ */
 
 export class Sharer extends EventTarget {
   constructor(room) {
@@ -22,7 +28,9 @@ export class Sharer extends EventTarget {
     this.receivers = new Map();
     this.count = 0;
     this.nextId = 1;
-    this.alert = null;
+    /** @type {{code: string, kind?: string, number?: number, name?: string, error?: Error}[]} */
+    this.alerts = [];
+    this.impostor = false;
     room.on("message", ({ from, kind, payload }) => this.onMessage(from, kind, payload));
     room.on("tampered", ({ from, kind }) => this.onTampered(from, kind));
     room.on("impostor", ({ from }) => this.onImpostor(from));
@@ -46,12 +54,12 @@ export class Sharer extends EventTarget {
     const added = [];
     for (const { file, path } of entries) {
       const id = String(this.nextId++);
-      const rec = { id, file, name: file.name, path: path || file.name, size: file.size, type: file.type || "", mtime: file.lastModified || Date.now() };
+      const rec = { id, file, name: file.name, path: path || file.name, size: file.size, type: file.type || "", mtime: file.lastModified || Date.now(), sha256: undefined };
       this.files.set(id, rec);
       added.push(rec);
       this.prehash(rec);
     }
-    this.broadcast({ files: added.map(describe) });
+    this.broadcast({ files: added });
     this.changed();
     return added;
   }
@@ -83,15 +91,8 @@ export class Sharer extends EventTarget {
     this.changed();
   }
 
-  manifestMessages({ files = [], notes = [] }) {
-    const out = [];
-    for (let i = 0; i < files.length; i += MANIFEST_BATCH) out.push({ t: "add", files: files.slice(i, i + MANIFEST_BATCH), notes: [] });
-    for (let i = 0; i < notes.length; i += MANIFEST_BATCH) out.push({ t: "add", files: [], notes: notes.slice(i, i + MANIFEST_BATCH) });
-    return out;
-  }
-
   broadcast(delta) {
-    for (const r of this.receivers.values()) if (r.control?.readyState === "open") for (const m of this.manifestMessages(delta)) r.control.send(JSON.stringify(m));
+    for (const r of this.receivers.values()) if (r.control?.readyState === "open") for (const m of addMessages(delta)) r.control.send(JSON.stringify(m));
   }
 
   onMessage(from, kind, payload) {
@@ -107,20 +108,20 @@ export class Sharer extends EventTarget {
     if (kind === "refuse") {
       if (r.state === "connected") {
         // Its DTLS link to us is up and verified: a forgery it saw later changes nothing here.
-        this.alert = `${r.label} reported a signal that did not verify (the server or the network is tampering). Its direct connection, already verified, is unaffected.`;
+        this.alerts.push({ code: "remote-tamper-ignored", number: r.number });
         this.changed();
         return;
       }
       r.state = "tampered";
-      r.detail = "refused our offer: what it received from us had been altered on the way.";
-      this.alert = "A receiver refused the connection because our signed offer was altered on the way: the server or the network is tampering with the connection. Nothing was sent to it.";
+      r.problem = { code: "refused-offer" };
+      this.alerts.push({ code: "refused-offer" });
       r.link.close();
       this.changed();
       return;
     }
     r.link.handle(kind, payload).catch((err) => {
       r.state = "failed";
-      r.detail = `could not connect (${err.message})`;
+      r.problem = { code: "setup", info: { message: err.message } };
       this.changed();
     });
   }
@@ -128,7 +129,7 @@ export class Sharer extends EventTarget {
   /** Another page with this link sent us an offer: it is acting as a sharer. Receivers ignore it (it cannot sign as us). */
   onImpostor(from) {
     console.warn(`pea: peer ${from} sent us an offer: another page with this link is acting as a sharer`);
-    this.impostor = "Another page with this link is acting as a sharer. Your receivers ignore it: they accept only offers signed by this page.";
+    this.impostor = true;
     this.changed();
   }
 
@@ -138,17 +139,17 @@ export class Sharer extends EventTarget {
       // Like the receiver: a link whose DTLS fingerprints were verified does not need the
       // server any more, so a forged signal is refused and reported, and the link stays.
       this.room.send(from, "refuse", `bad signature on ${kind}`);
-      this.alert = `Ignored a signed ${kind} that did not verify: it was altered on the way (the server or the network is tampering). The direct connection with ${r.label}, already verified, continues.`;
+      this.alerts.push({ code: "tamper-ignored", kind, number: r.number });
       this.changed();
       return;
     }
     if (r) {
       r.state = "tampered";
-      r.detail = "its connection details were altered on the way; refused.";
+      r.problem = { code: "altered" };
       r.link.close();
     }
     this.room.send(from, "refuse", `bad signature on ${kind}`);
-    this.alert = `Refused a connection: a signed ${kind} did not verify, so it was altered on the way (the server or the network is tampering). Nothing was sent to that peer.`;
+    this.alerts.push({ code: "tamper-refused", kind });
     this.changed();
   }
 
@@ -167,16 +168,16 @@ export class Sharer extends EventTarget {
   accept(peer) {
     const old = this.receivers.get(peer);
     old?.link.close();
-    const r = old ?? { peer, label: `Receiver ${++this.count}`, uploads: new Set(), done: 0 };
+    const r = old ?? { peer, number: ++this.count, uploads: new Set(), done: 0, problem: null, lastError: null };
     r.state = "connecting";
-    r.detail = "";
+    r.problem = null;
     r.link = new PeerLink({ remote: peer, role: "offerer", iceServers: this.room.iceServers, send: (kind, payload) => this.room.send(peer, kind, payload) });
     this.receivers.set(peer, r);
     const link = r.link;
     link.addEventListener("control", (e) => {
       r.control = e.detail;
-      r.control.send(JSON.stringify({ t: "hello", v: 1, app: "pea-web" }));
-      for (const m of this.manifestMessages({ files: [...this.files.values()].map(describe), notes: this.notes })) r.control.send(JSON.stringify(m));
+      r.control.send(JSON.stringify(helloMessage()));
+      for (const m of addMessages({ files: [...this.files.values()], notes: this.notes })) r.control.send(JSON.stringify(m));
     });
     link.addEventListener("state", (e) => {
       if (r.link !== link) return;
@@ -184,13 +185,13 @@ export class Sharer extends EventTarget {
       if (state === "connected") r.state = "connected";
       else if (state === "failed") {
         r.state = "failed";
-        r.detail = FAILED_WORDS[reason] || FAILED_WORDS.timeout;
+        r.problem = { code: reason === "lost" || reason === "ice-failed" ? reason : "timeout" };
       } else if (state === "closed" && r.state === "connected") {
         r.state = "left";
       }
       if (state === "failed" || state === "closed") {
         if (reason === "left" && r.state !== "tampered") r.state = "left";
-        if (r.uploads.size) r.detail = "left during a transfer.";
+        if (r.uploads.size) r.problem = { code: "left-mid-transfer" };
         for (const t of r.uploads) t.up.abort();
       }
       this.changed();
@@ -198,7 +199,7 @@ export class Sharer extends EventTarget {
     link.addEventListener("datachannel", (e) => this.serve(r, e.detail));
     link.startOffer().catch((err) => {
       r.state = "failed";
-      r.detail = `could not start a connection (${err.message})`;
+      r.problem = { code: "start", info: { message: err.message } };
       this.changed();
     });
     this.changed();
@@ -206,16 +207,18 @@ export class Sharer extends EventTarget {
 
   serve(r, channel) {
     const up = new Upload(channel, (id) => this.files.get(id), chunkSize(r.link.maxMessageSize));
-    const t = { up, meter: null, name: "", error: null };
+    /** @type {{up: Upload, meter: Meter | null, name: string}} */
+    const t = { up, meter: null, name: "" };
     up.addEventListener("start", (e) => {
-      t.name = e.detail.path;
-      t.meter = new Meter(e.detail.size);
+      const rec = /** @type {CustomEvent} */ (e).detail;
+      t.name = rec.path;
+      t.meter = new Meter(rec.size);
       r.uploads.add(t);
       this.changed();
     });
     let last = 0;
     up.addEventListener("progress", (e) => {
-      t.meter?.update(e.detail.acked);
+      t.meter?.update(/** @type {CustomEvent} */ (e).detail.acked);
       const now = performance.now();
       if (now - last > 250) {
         last = now;
@@ -226,21 +229,16 @@ export class Sharer extends EventTarget {
       () => {
         r.uploads.delete(t);
         r.done++;
-        r.lastDone = t.name;
         this.changed();
       },
       (err) => {
         r.uploads.delete(t);
         if (t.name) {
-          r.lastError = `“${t.name}”: ${err.message}`;
-          if (err.code === "mismatch") this.alert = `${r.label}: ${r.lastError}`;
+          r.lastError = { name: t.name, error: err };
+          if (err.code === "mismatch") this.alerts.push({ code: "mismatch", number: r.number, name: t.name, error: err });
         }
         this.changed();
       },
     );
   }
-}
-
-function describe(rec) {
-  return { id: rec.id, name: rec.name, path: rec.path, size: rec.size, type: rec.type, mtime: rec.mtime };
 }

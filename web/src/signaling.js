@@ -1,4 +1,5 @@
-// WebSocket client of PROTOCOL.md v1. Keeps one membership in one room alive
+// @ts-check
+// WebSocket client of the signalling protocol v1 (docs/protocol.md). Keeps one membership in one room alive
 // across lost connections (backoff, `reconnect`, `resume`), and reports its
 // state as events the UI can put into words.
 import { ERRORS } from "./errors.gen.js";
@@ -9,6 +10,7 @@ const PING_EVERY_MS = 15000;
 const PONG_TIMEOUT_MS = 10000;
 
 export class Signaling extends EventTarget {
+  /** @param {{url: string, room: string, name?: string}} options */
   constructor({ url, room, name }) {
     super();
     this.url = url;

@@ -1,4 +1,5 @@
-// Small helpers shared by several modules: encodings, formatting, timing.
+// @ts-check
+// Small helpers shared by several modules: encodings, timing, a speed meter.
 
 export function b64url(bytes) {
   let s = "";
@@ -10,25 +11,6 @@ export function randomId(bytes = 12) {
   const b = new Uint8Array(bytes);
   crypto.getRandomValues(b); // available in insecure contexts too, unlike randomUUID
   return b64url(b);
-}
-
-const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
-export function formatBytes(n) {
-  if (!Number.isFinite(n)) return "?";
-  let i = 0;
-  while (n >= 1024 && i < UNITS.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)} ${UNITS[i]}`;
-}
-
-export function formatDuration(s) {
-  if (!Number.isFinite(s) || s < 0) return "";
-  if (s < 1) return "under a second";
-  if (s < 90) return `${Math.round(s)} s`;
-  if (s < 5400) return `${Math.round(s / 60)} min`;
-  return `${(s / 3600).toFixed(1)} h`;
 }
 
 export function sleep(ms) {
@@ -57,18 +39,18 @@ export class Meter {
   get fraction() {
     return this.total > 0 ? Math.min(1, this.done / this.total) : 1;
   }
-  describe() {
-    const pct = Math.floor(this.fraction * 100);
-    const sp = this.speed;
-    const eta = sp > 0 ? formatDuration((this.total - this.done) / sp) : "";
-    return `${pct}% · ${formatBytes(this.done)} of ${formatBytes(this.total)} · ${formatBytes(sp)}/s${eta ? ` · ${eta} left` : ""}`;
-  }
 }
 
-/** A promise with its resolve/reject outside, for event-driven waits. */
+/**
+ * A promise with its resolve/reject outside, for event-driven waits.
+ * @template [T=void]
+ * @returns {{promise: Promise<T>, resolve: (value: T) => void, reject: (reason: unknown) => void}}
+ */
 export function deferred() {
-  let resolve;
-  let reject;
+  /** @type {(value: T) => void} */
+  let resolve = () => {};
+  /** @type {(reason: unknown) => void} */
+  let reject = () => {};
   const promise = new Promise((res, rej) => {
     resolve = res;
     reject = rej;

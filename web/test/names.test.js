@@ -1,3 +1,4 @@
+// @ts-check
 // Names from a sharer's manifest are hostile: what they become on disk, in a zip and on screen.
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -11,6 +12,7 @@ function assertSafeEntry(name) {
   assert.ok(!name.startsWith("/"), `absolute: ${name}`);
   assert.ok(!name.includes("\\"), `backslash: ${name}`);
   assert.ok(!/^[A-Za-z]:/.test(name), `drive: ${name}`);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this asserts are absent.
   assert.ok(!/[\u0000-\u001f\u007f-\u009f]/.test(name), `control character: ${JSON.stringify(name)}`);
   assert.ok(!/[\u202a-\u202e\u2066-\u2069\u200b-\u200f\u061c\u2060\ufeff]/.test(name), `invisible: ${JSON.stringify(name)}`);
   assert.ok(bytes(name) <= MAX_PATH_BYTES, `too long: ${bytes(name)}`);
@@ -55,9 +57,9 @@ const HOSTILE = [
   "trailing.  ",
   "dir. /x",
   "report.pdf:hidden.exe",
-  "x".repeat(5000) + ".txt",
-  ("d".repeat(100) + "/").repeat(200) + "f.txt",
-  "日本語".repeat(300) + ".txt",
+  `${"x".repeat(5000)}.txt`,
+  `${(`${"d".repeat(100)}/`).repeat(200)}f.txt`,
+  `${"日本語".repeat(300)}.txt`,
   "lone\ud800surrogate.txt",
   "\udc00",
 ];
@@ -84,7 +86,7 @@ test("zip paths keep what is harmless", () => {
   assert.equal(safeZipPath("con.txt"), "_con.txt");
   assert.equal(safeZipPath("evil.exe ."), "evil.exe");
   assert.equal(safeZipPath("../.."), "file");
-  const long = safeZipPath("x".repeat(5000) + ".txt");
+  const long = safeZipPath(`${"x".repeat(5000)}.txt`);
   assert.ok(long.endsWith(".txt") && bytes(long) <= MAX_SEGMENT_BYTES, "a long name is cut, its extension kept");
   const cut = safeZipPath("😀".repeat(300));
   assert.ok(cut.length > 0 && bytes(cut) <= MAX_SEGMENT_BYTES);
@@ -128,10 +130,35 @@ test("a single download's name is one safe segment", () => {
 
 test("hidden characters are shown, never acted on", () => {
   assert.deepEqual(visible("invoice\u202efdp.exe"), { text: "invoice⟨U+202E⟩fdp.exe", hidden: true });
-  for (const c of ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f", "\u061c", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u0000", "\u001b", "\u007f", "\u0085", "\u00ad", "\u{e0041}"]) {
+  for (const c of [
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
+    "\u200e",
+    "\u200f",
+    "\u061c",
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u2060",
+    "\ufeff",
+    "\u0000",
+    "\u001b",
+    "\u007f",
+    "\u0085",
+    "\u00ad",
+    "\u{e0041}",
+  ]) {
     const v = visible(`a${c}b`);
-    assert.equal(v.hidden, true, `U+${c.codePointAt(0).toString(16)}`);
-    assert.ok(!v.text.includes(c), `U+${c.codePointAt(0).toString(16)} left raw`);
+    const code = (c.codePointAt(0) ?? 0).toString(16);
+    assert.equal(v.hidden, true, `U+${code}`);
+    assert.ok(!v.text.includes(c), `U+${code} left raw`);
     assert.match(v.text, /^a⟨U\+[0-9A-F]{4,5}⟩b$/);
   }
   assert.deepEqual(visible("a\ud800"), { text: "a⟨U+D800⟩", hidden: true });
@@ -143,7 +170,25 @@ test("hidden characters are shown, never acted on", () => {
 test("MIME types: a strict type/subtype or application/octet-stream", () => {
   for (const ok of ["text/plain", "application/pdf", "image/svg+xml", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "Text/HTML"])
     assert.equal(safeMime(ok), ok.toLowerCase());
-  for (const bad of ["", "text/plain\r\nX-Evil: 1", "text/plain\nSet-Cookie: a=b", "text/html; charset=utf-8", "text", "/plain", "text/", "a/b/c", "text/plain ", " text/plain", "tëxt/plain", "text/pla\u0000in", "x/" + "y".repeat(300), null, undefined, 42, { toString: () => "text/plain" }])
+  for (const bad of [
+    "",
+    "text/plain\r\nX-Evil: 1",
+    "text/plain\nSet-Cookie: a=b",
+    "text/html; charset=utf-8",
+    "text",
+    "/plain",
+    "text/",
+    "a/b/c",
+    "text/plain ",
+    " text/plain",
+    "tëxt/plain",
+    "text/pla\u0000in",
+    `x/${"y".repeat(300)}`,
+    null,
+    undefined,
+    42,
+    { toString: () => "text/plain" },
+  ])
     assert.equal(safeMime(bad), FALLBACK_MIME, JSON.stringify(bad));
 });
 
@@ -151,6 +196,7 @@ test("download headers cannot be split or injected by a name or a type", () => {
   for (const name of [...HOSTILE, 'a"; filename="evil.exe', "x\r\nSet-Cookie: a=b", "100%.txt", "it's (1) *.txt"]) {
     for (const mime of ["text/plain\r\nX-Evil: 1", "text/plain", "text/html; charset=utf-8\nA: b"]) {
       const h = downloadHeaders({ name, mime, size: 12 });
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this asserts are absent.
       for (const v of Object.values(h)) assert.ok(!/[\u0000-\u001f\u007f]/.test(v), JSON.stringify(v));
       new Headers(h); // what the service worker's Response does: throws on a bad value
       const d = h["Content-Disposition"];

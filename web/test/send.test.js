@@ -1,3 +1,4 @@
+// @ts-check
 // The sharer's flow control against a receiver that is not the web client:
 // a fake RTCDataChannel stands for any peer built from docs/transfer-protocol.md.
 import assert from "node:assert/strict";
@@ -14,6 +15,10 @@ class FakeChannel {
   constructor({ drains }) {
     this.drains = drains;
     this.readyState = "open";
+    /** @type {(ev: {data: unknown}) => void} */
+    this.onmessage = () => {};
+    this.onclose = () => {};
+    this.onbufferedamountlow = () => {};
     this.bufferedAmount = 0;
     this.maxBuffered = 0;
     this.received = 0; // bytes that reached the peer

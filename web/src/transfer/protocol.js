@@ -1,7 +1,8 @@
+// @ts-check
 // Constants and framing of the data-channel protocol (docs/transfer-protocol.md).
 // Text messages are JSON objects with a field `t`; binary messages are file bytes.
 
-export const VERSION = 1;
+export const VERSION = 1; // of the control channel, sent in the sharer's `hello`
 export const CONTROL_LABEL = "control";
 export const GET_LABEL = "get";
 
@@ -10,7 +11,6 @@ export const WINDOW = 16 << 20; // sender keeps at most this much unacknowledged
 export const HIGH_WATER = 4 << 20; // sender stops queueing into the channel above this…
 export const LOW_WATER = 1 << 20; // …and resumes below this (bufferedAmountLowThreshold)
 export const READ_BLOCK = 4 << 20; // File.slice granularity: large reads, few promises
-export const MANIFEST_BATCH = 200; // entries per `add` message, far below any message size limit
 
 /** The chunk size follows what the SCTP association accepts, within sane bounds. */
 export function chunkSize(maxMessageSize) {
@@ -27,9 +27,26 @@ export function parse(text) {
   }
 }
 
+/**
+ * Why a transfer stopped, as a code (and the facts a sentence needs, in `info`): the
+ * views turn it into words (ui/words.js), so nothing here is a sentence.
+ *
+ * Both sides: "cancelled", "mismatch" (SHA-256 did not match), "no-such-file",
+ * "unreadable" (the sharer's browser can no longer read the file). Sender: "gone" (the
+ * receiver left), "timeout" (info.what: "request" | "confirmation"). Receiver: "vanished"
+ * (info.why: "left" | "lost" | undefined), "too-long", "short" (info.received, info.size),
+ * "sender-error" (another code the sharer sent; info.said, its own words),
+ * "zip-cancelled"; download.js: "not-started", "start-failed" (info.said),
+ * "worker-not-started", "worker-silent".
+ */
 export class TransferError extends Error {
-  constructor(code, message) {
-    super(message);
+  /**
+   * @param {string} code
+   * @param {{name?: string, what?: string, why?: string, received?: number, size?: number, said?: string}} [info]
+   */
+  constructor(code, info = {}) {
+    super(code);
     this.code = code;
+    this.info = info;
   }
 }

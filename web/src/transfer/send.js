@@ -1,3 +1,4 @@
+// @ts-check
 // Sender side of one `get` channel: reads the file with File.slice in blocks,
 // hashes it on the way out, and sends chunks under two limits: the channel's
 // own buffer (bufferedAmountLowThreshold) and the receiver's acknowledged
@@ -48,6 +49,7 @@ export class Upload extends EventTarget {
   }
 
   wake() {
+    /** @type {((v?: unknown) => void) | null} */
     const w = this.wakeup;
     this.wakeup = null;
     w?.();
@@ -63,8 +65,8 @@ export class Upload extends EventTarget {
   async until(cond, timeoutMs, what) {
     const deadline = performance.now() + timeoutMs;
     while (!cond()) {
-      if (this.closed) throw new TransferError("gone", "the receiver closed the transfer");
-      if (performance.now() > deadline) throw new TransferError("timeout", `no ${what} from the receiver`);
+      if (this.closed) throw new TransferError("gone");
+      if (performance.now() > deadline) throw new TransferError("timeout", { what });
       await this.wait();
     }
   }
@@ -76,7 +78,7 @@ export class Upload extends EventTarget {
     const rec = this.lookup(String(this.request.file));
     if (!rec) {
       ch.send(JSON.stringify({ t: "error", code: "no-such-file", message: "The sharer no longer offers this file." }));
-      throw new TransferError("no-such-file", "asked for a file that is not shared");
+      throw new TransferError("no-such-file");
     }
     this.file = rec;
     this.emit("start", rec);
@@ -97,7 +99,7 @@ export class Upload extends EventTarget {
       }
       if (buf.byteLength === 0) {
         ch.send(JSON.stringify({ t: "error", code: "unreadable", message: "The sharer's browser can no longer read this file (moved or changed?)." }));
-        throw new TransferError("unreadable", "the file can no longer be read (moved or changed?)");
+        throw new TransferError("unreadable", { name: rec.name });
       }
       const end = offset + buf.byteLength;
       next = end < size ? read(end) : null; // read ahead while this block goes out
@@ -106,21 +108,21 @@ export class Upload extends EventTarget {
         const piece = buf.subarray(p, Math.min(p + this.chunk, buf.byteLength));
         // Both limits count the chunk about to go: they are ceilings, never overshot.
         while (ch.bufferedAmount + piece.byteLength > HIGH_WATER || this.sent + piece.byteLength - this.acked > WINDOW) {
-          if (this.closed) throw new TransferError("gone", "the receiver left during the transfer");
+          if (this.closed) throw new TransferError("gone", { name: rec.name });
           await this.wait();
         }
-        if (this.closed) throw new TransferError("gone", "the receiver left during the transfer");
+        if (this.closed) throw new TransferError("gone", { name: rec.name });
         ch.send(piece);
         this.sent += piece.byteLength;
         this.emit("progress", { sent: this.sent, acked: this.acked });
       }
       offset = end;
     }
-    const sha256 = known ?? hasher.digest("hex");
+    const sha256 = known ?? /** @type {NonNullable<typeof hasher>} */ (hasher).digest("hex");
     ch.send(JSON.stringify({ t: "end", size, sha256 }));
     await this.until(() => this.reply, 120000, "confirmation");
-    if (this.reply.t === "bad") throw new TransferError("mismatch", "the receiver's SHA-256 did not match: the file was damaged in transit");
-    if (this.reply.t === "cancel") throw new TransferError("cancelled", "the receiver cancelled");
+    if (this.reply.t === "bad") throw new TransferError("mismatch", { name: rec.name });
+    if (this.reply.t === "cancel") throw new TransferError("cancelled", { name: rec.name });
     this.emit("progress", { sent: size, acked: size });
     return { size, sha256 };
   }

@@ -1,3 +1,4 @@
+// @ts-check
 // The only way views build DOM: strings always become text nodes or
 // attribute values, never markup, so a file called "<img onerror=…>" is text.
 
@@ -35,6 +36,7 @@ export function clear(el) {
 /** Keeps one element per key in `list`, creating, updating and removing rows in place (focus survives). */
 export function syncList(list, items, key, create, update) {
   const seen = new Set();
+  /** @type {Element | null} */
   let prev = null;
   for (const item of items) {
     const k = key(item);

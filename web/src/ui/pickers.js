@@ -1,3 +1,4 @@
+// @ts-check
 // Getting files in: the file input, a folder input, and drag and drop
 // (folders included, walked recursively with their relative paths).
 
@@ -34,9 +35,7 @@ async function walk(entry, out) {
 }
 
 export async function filesFromDrop(dataTransfer) {
-  const entries = [...(dataTransfer.items || [])]
-    .filter((i) => i.kind === "file")
-    .map((i) => (i.webkitGetAsEntry ? i.webkitGetAsEntry() : null));
+  const entries = [...(dataTransfer.items || [])].filter((i) => i.kind === "file").map((i) => (i.webkitGetAsEntry ? i.webkitGetAsEntry() : null));
   if (!entries.length || entries.some((e) => !e)) return [...dataTransfer.files].map((file) => ({ file, path: file.name }));
   const out = [];
   for (const e of entries) await walk(e, out);

@@ -1,14 +1,49 @@
+// @ts-check
 // The receiving page: connection state in words, the shared files and notes,
 // download buttons with progress, and every failure explained.
 import { CONNECT_TIMEOUT_MS } from "../peer.js";
 import { visible } from "../names.js";
-import { formatBytes } from "../util.js";
+import { formatBytes, progressText } from "./format.js";
 import { banner, h, setText, syncList } from "./dom.js";
+import { receiveErrorText } from "./transfer-words.js";
 import { memoryNotice } from "./unsupported.js";
 
 export const V1_LINK_SENTENCE =
   "This link was made by an older version of pea, which this page no longer accepts (it could not tell the sharer from anyone else holding the link). Nothing was downloaded: ask the sharer to share again and send you the new link.";
 export const IMPOSTOR_SENTENCE = "Someone else who has this link tried to pose as the sharer; pea ignored them.";
+
+/** @type {Record<string, (d: {kind?: string, message?: string}) => string>} */
+const TAMPERED_WORDS = {
+  altered: ({ kind }) => `A signed ${kind} did not verify: it was altered on the way, so the server or the network is tampering with this connection. pea refused it. Nothing was downloaded.`,
+  "refused-answer": () => "The sharer refused our answer: it was altered on the way, so the server or the network is tampering with this connection. Nothing was downloaded.",
+};
+
+/** @type {Record<string, (d: {message?: string}) => string>} */
+const FAILED_WORDS = {
+  refused: ({ message }) => message || "The server refused to let us in.",
+  "no-peer": ({ message }) => `This browser could not start a direct connection (${message}). Try a current Firefox, Chrome, Edge or Safari.`,
+  setup: ({ message }) => `Could not set up the connection: ${message}`,
+};
+
+/** @type {Record<string, (a: {kind?: string, error?: any}) => string>} */
+const ALERT_WORDS = {
+  "tamper-ignored": ({ kind }) =>
+    `Ignored a signed ${kind} that did not verify: it was altered on the way (the server or the network is tampering). The direct connection, already verified, continues.`,
+  "remote-tamper-ignored": () => "The sharer reported a signal that did not verify (the server or the network is tampering). The direct connection, already verified, is unaffected.",
+  mismatch: ({ error }) => receiveErrorText(error),
+};
+
+/** Links this page will not open, by code (main.js decides which). */
+const REFUSED_LINK_WORDS = {
+  v1: { title: "This link is from an older pea", sentence: V1_LINK_SENTENCE },
+  incomplete: { title: "This link is incomplete", sentence: "The part after # is not a valid pea link. Ask for the link again." },
+};
+
+/** @param {"v1" | "incomplete"} code */
+export function refusedLinkView(code) {
+  const { title, sentence } = REFUSED_LINK_WORDS[code];
+  return h("section", { class: "card" }, h("h1", {}, title), h("p", { "data-testid": "status", class: "status bad" }, sentence), h("p", {}, h("a", { href: "/" }, "Share your own files")));
+}
 
 function statusText(rx) {
   const t = rx.serverTrouble;
@@ -25,9 +60,7 @@ function statusText(rx) {
     case "connecting-peer":
       return "Connecting directly to the sharer…";
     case "connected":
-      return t
-        ? "Connected to the sharer. The pea server is unreachable, but the direct connection keeps working."
-        : "Connected to the sharer.";
+      return t ? "Connected to the sharer. The pea server is unreachable, but the direct connection keeps working." : "Connected to the sharer.";
     case "sharer-left":
       return "The sharer left: they closed the page or lost their network. Ask them to share again.";
     case "lost":
@@ -38,9 +71,11 @@ function statusText(rx) {
       return `No direct connection to the sharer: ${why}. A strict NAT or firewall is probably between you. pea never relays files through a server (TURN is off by design). Try both devices on the same network, or another network such as a phone hotspot.`;
     }
     case "tampered":
-      return `Connection refused: tampering detected. ${rx.detail}`;
+      return `Connection refused: tampering detected. ${TAMPERED_WORDS[rx.detail?.code]?.(rx.detail) ?? ""}`;
+    case "failed":
+      return FAILED_WORDS[rx.detail?.code]?.(rx.detail) ?? "The connection failed.";
     default:
-      return rx.detail || rx.state;
+      return rx.state;
   }
 }
 
@@ -74,7 +109,8 @@ export function receiveView({ receiver, path }) {
     notes,
   );
 
-  let shownAlert = null;
+  let shownAlerts = 0;
+  let lastAlert = "";
   let shownImpostor = false;
   function render() {
     if (receiver.impostor && !shownImpostor) {
@@ -92,9 +128,12 @@ export function receiveView({ receiver, path }) {
     setText(status, statusText(receiver));
     status.dataset.state = receiver.state;
     status.classList.toggle("bad", ["sharer-left", "lost", "no-route", "tampered", "failed"].includes(receiver.state));
-    if (receiver.alert && receiver.alert !== shownAlert) {
-      shownAlert = receiver.alert;
-      alerts.append(banner("error", receiver.alert));
+    for (; shownAlerts < receiver.alerts.length; shownAlerts++) {
+      const a = receiver.alerts[shownAlerts];
+      const text = ALERT_WORDS[a.code]?.(a) ?? a.code;
+      if (text === lastAlert) continue; // the same news twice in a row is said once
+      lastAlert = text;
+      alerts.append(banner("error", text));
     }
     const files = [...receiver.files.values()];
     empty.hidden = files.length > 0;
@@ -102,7 +141,7 @@ export function receiveView({ receiver, path }) {
     const a = receiver.downloads.get("*");
     allBar.hidden = !a || a.done || !!a.error;
     if (a) allBar.value = a.meter.fraction;
-    setText(allState, !a ? "" : a.error ? `Zip failed: ${a.error}` : a.done ? "Zip saved." : a.meter.describe());
+    setText(allState, !a ? "" : a.error ? `Zip failed: ${receiveErrorText(a.error)}` : a.done ? "Zip saved." : progressText(a.meter));
     syncList(
       list,
       files,
@@ -116,7 +155,11 @@ export function receiveView({ receiver, path }) {
           h("span", { class: "path", dir: "auto" }),
           h("span", { class: "meta" }),
           h("button", { type: "button", class: "button", "data-testid": "download", onclick: () => receiver.download(f.id) }, "Download"),
-          h("span", { class: "hidden-chars", "data-testid": "hidden-chars", role: "note", hidden: true }, "⚠ This name contains invisible or direction-changing characters, shown as ⟨U+…⟩: the file may not be what its name seems."),
+          h(
+            "span",
+            { class: "hidden-chars", "data-testid": "hidden-chars", role: "note", hidden: true },
+            "⚠ This name contains invisible or direction-changing characters, shown as ⟨U+…⟩: the file may not be what its name seems.",
+          ),
           h("progress", { max: 1, value: 0, hidden: true }),
           h("span", { class: "detail" }),
         ),
@@ -142,10 +185,11 @@ export function receiveView({ receiver, path }) {
         bar.hidden = !busy;
         if (d) bar.value = d.meter.fraction;
         let detail = "";
-        if (d?.error) detail = `Failed: ${d.error}`;
+        if (d?.error) detail = `Failed: ${receiveErrorText(d.error)}`;
         else if (d?.done) detail = "Saved and verified (SHA-256).";
-        else if (d) detail = d.meter.describe();
-        else if (memory && f.size > path.budget) detail = `Too large for this browser to keep in memory (about ${formatBytes(path.budget)}): it will probably fail here. See above for a way to stream it instead.`;
+        else if (d) detail = progressText(d.meter);
+        else if (memory && f.size > path.budget)
+          detail = `Too large for this browser to keep in memory (about ${formatBytes(path.budget)}): it will probably fail here. See above for a way to stream it instead.`;
         setText(row.querySelector(".detail"), detail);
         row.classList.toggle("failed", !!d?.error);
       },

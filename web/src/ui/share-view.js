@@ -1,9 +1,12 @@
+// @ts-check
 // The start page (pick files, folders or a note) and the sharing page (link,
 // copy, QR, what is shared, who is receiving what).
 import qrcode from "qrcode-generator";
-import { formatBytes } from "../util.js";
+import { CONNECT_TIMEOUT_MS } from "../peer.js";
+import { formatBytes, progressText } from "./format.js";
 import { banner, h, setText, syncList } from "./dom.js";
 import { pickFolder } from "./pickers.js";
+import { sendErrorText } from "./transfer-words.js";
 
 export function startView({ input, onFiles, onNote }) {
   const note = h("textarea", { id: "note", rows: 3, maxlength: 20000, placeholder: "A link, a password hint, a few lines…" });
@@ -45,8 +48,7 @@ const SERVER_WORDS = {
 function sharerStatus(sharer, server) {
   const rs = [...sharer.receivers.values()];
   const live = rs.filter((r) => r.state === "connected").length;
-  if (server.state === "offline")
-    return `The pea server is unreachable (${server.reason}); retrying in ${Math.ceil(server.retryInMs / 1000)} s. Receivers already connected keep downloading.`;
+  if (server.state === "offline") return `The pea server is unreachable (${server.reason}); retrying in ${Math.ceil(server.retryInMs / 1000)} s. Receivers already connected keep downloading.`;
   if (server.state === "refused") return `The pea server refused this share: ${server.message}`;
   if (server.state !== "joined") return SERVER_WORDS[server.state] || "Connecting to the pea server…";
   if (live) return `Sharing with ${live} receiver${live > 1 ? "s" : ""}. Keep this page open.`;
@@ -54,6 +56,35 @@ function sharerStatus(sharer, server) {
 }
 
 const RECEIVER_WORDS = { connecting: "connecting…", connected: "connected", left: "left", failed: "failed", tampered: "refused" };
+
+const receiverLabel = (n) => `Receiver ${n}`;
+
+// Why a receiver could not be reached, true in every engine: Firefox fails ICE within
+// seconds where no path exists ("ice-failed"), Chromium may wait out our bound ("timeout").
+/** @type {Record<string, (info: {message?: string}) => string>} */
+const PROBLEM_WORDS = {
+  lost: () => "the direct connection was lost.",
+  "ice-failed": () => "no direct connection could be made: your browsers found no network path to each other (strict NAT or firewall between you; TURN relays are off by design).",
+  timeout: () => `no direct connection could be made within ${CONNECT_TIMEOUT_MS / 1000} s (strict NAT or firewall between you; TURN relays are off by design).`,
+  "refused-offer": () => "refused our offer: what it received from us had been altered on the way.",
+  altered: () => "its connection details were altered on the way; refused.",
+  setup: ({ message }) => `could not connect (${message})`,
+  start: ({ message }) => `could not start a connection (${message})`,
+  "left-mid-transfer": () => "left during a transfer.",
+};
+
+/** @type {Record<string, (a: {kind?: string, number?: number, name?: string, error?: any}) => string>} */
+const ALERT_WORDS = {
+  "remote-tamper-ignored": ({ number }) =>
+    `${receiverLabel(number)} reported a signal that did not verify (the server or the network is tampering). Its direct connection, already verified, is unaffected.`,
+  "refused-offer": () => "A receiver refused the connection because our signed offer was altered on the way: the server or the network is tampering with the connection. Nothing was sent to it.",
+  "tamper-ignored": ({ kind, number }) =>
+    `Ignored a signed ${kind} that did not verify: it was altered on the way (the server or the network is tampering). The direct connection with ${receiverLabel(number)}, already verified, continues.`,
+  "tamper-refused": ({ kind }) => `Refused a connection: a signed ${kind} did not verify, so it was altered on the way (the server or the network is tampering). Nothing was sent to that peer.`,
+  mismatch: ({ number, name, error }) => `${receiverLabel(number)}: “${name}”: ${sendErrorText(error)}`,
+};
+
+const IMPOSTOR_WORDS = "Another page with this link is acting as a sharer. Your receivers ignore it: they accept only offers signed by this page.";
 
 export function shareView({ sharer, link, input, onFiles, onNote }) {
   const status = h("p", { class: "status", "data-testid": "status", role: "status", "aria-live": "polite" });
@@ -120,12 +151,14 @@ export function shareView({ sharer, link, input, onFiles, onNote }) {
 
   function render() {
     setText(status, sharerStatus(sharer, server));
-    if (sharer.alert && !alert.firstChild) alert.append(banner("error", sharer.alert));
+    const first = sharer.alerts[0];
+    if (first && !alert.firstChild) alert.append(banner("error", ALERT_WORDS[first.code]?.(first) ?? first.code));
     if (sharer.impostor && !impostor.firstChild) {
-      const b = banner("warn", sharer.impostor);
+      const b = banner("warn", IMPOSTOR_WORDS);
       b.dataset.testid = "impostor";
       impostor.append(b);
     }
+    /** @type {{key: string, label: string, meta: string, note?: boolean}[]} */
     const items = [...sharer.files.values()].map((f) => ({ key: `f${f.id}`, label: f.path, meta: formatBytes(f.size) }));
     for (const n of sharer.notes) items.push({ key: `n${n.id}`, label: n.text, meta: "note", note: true });
     syncList(
@@ -146,7 +179,7 @@ export function shareView({ sharer, link, input, onFiles, onNote }) {
       (r) => r.peer,
       () => h("li", { class: "receiver" }, h("span", { class: "name" }), h("span", { class: "meta" }), h("progress", { max: 1, value: 0 }), h("span", { class: "detail" })),
       (row, r) => {
-        setText(row.querySelector(".name"), r.label);
+        setText(row.querySelector(".name"), receiverLabel(r.number));
         row.dataset.state = r.state;
         const up = [...r.uploads][0];
         const words = RECEIVER_WORDS[r.state] || r.state;
@@ -154,7 +187,9 @@ export function shareView({ sharer, link, input, onFiles, onNote }) {
         const bar = row.querySelector("progress");
         bar.hidden = !up?.meter;
         if (up?.meter) bar.value = up.meter.fraction;
-        const detail = up?.meter ? up.meter.describe() : [r.detail, r.lastError].filter(Boolean).join(" ");
+        const problem = r.problem ? (PROBLEM_WORDS[r.problem.code]?.(r.problem.info ?? {}) ?? r.problem.code) : "";
+        const last = r.lastError ? `“${r.lastError.name}”: ${sendErrorText(r.lastError.error)}` : "";
+        const detail = up?.meter ? progressText(up.meter) : [problem, last].filter(Boolean).join(" ");
         setText(row.querySelector(".detail"), detail);
       },
     );
@@ -199,7 +234,12 @@ function showQr(link, img) {
     svg.setAttribute("viewBox", `0 0 ${n + 2 * quiet} ${n + 2 * quiet}`);
     svg.setAttribute("shape-rendering", "crispEdges");
     const bg = document.createElementNS(SVG, "rect");
-    for (const [k, v] of [["width", "100%"], ["height", "100%"], ["fill", "#fff"]]) bg.setAttribute(k, v);
+    for (const [k, v] of [
+      ["width", "100%"],
+      ["height", "100%"],
+      ["fill", "#fff"],
+    ])
+      bg.setAttribute(k, v);
     let d = "";
     for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) if (qr.isDark(r, c)) d += `M${c + quiet} ${r + quiet}h1v1h-1z`;
     const path = document.createElementNS(SVG, "path");

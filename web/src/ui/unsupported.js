@@ -1,6 +1,7 @@
+// @ts-check
 // Sentences for what capabilities.js finds missing: why this browser cannot take part,
 // and what to use instead.
-import { formatBytes } from "../util.js";
+import { formatBytes } from "./format.js";
 import { h } from "./dom.js";
 
 const WHY = {
@@ -10,8 +11,7 @@ const WHY = {
   "no-random": "It cannot make secure random numbers (crypto.getRandomValues), which the secret in every share link is made from.",
 };
 
-const INSTEAD =
-  "Use a current Firefox, Chrome, Edge or Safari with WebRTC switched on (a normal window, not a hardened or Tor profile). Both people need such a browser.";
+const INSTEAD = "Use a current Firefox, Chrome, Edge or Safari with WebRTC switched on (a normal window, not a hardened or Tor profile). Both people need such a browser.";
 
 export function unsupportedView(missing, role) {
   const title = role === "sharer" ? "This browser cannot share files with pea" : "This browser cannot receive files with pea";

@@ -1,4 +1,4 @@
-# The web client (issue 3): bundle built with npm + esbuild into signal/pea/static/,
+# The web client: bundle built with npm + esbuild into signal/pea/static/,
 # and the browser tests, run inside a loopback-only network namespace.
 .PHONY: web test-e2e
 WEB_DIR := web

@@ -1,4 +1,4 @@
-"""How Debian's browsers are launched for tests and benchmarks (shared/BROWSER-TESTS.md).
+"""How Debian's browsers are launched for tests and benchmarks.
 
 One recipe per engine: `launch(pw, "chromium" | "firefox", ...)`. Never Playwright's own
 browser downloads (`playwright install` fails here): the system's chromium and firefox-esr.

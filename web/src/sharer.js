@@ -5,6 +5,7 @@ import { PeerLink } from "./peer.js";
 import { addMessages, helloMessage } from "./transfer/manifest.js";
 import { chunkSize } from "./transfer/protocol.js";
 import { Upload } from "./transfer/send.js";
+import { Slots } from "./transfer/slots.js";
 import { Meter } from "./util.js";
 
 /**
@@ -168,7 +169,7 @@ export class Sharer extends EventTarget {
   accept(peer) {
     const old = this.receivers.get(peer);
     old?.link.close();
-    const r = old ?? { peer, number: ++this.count, uploads: new Set(), done: 0, problem: null, lastError: null };
+    const r = old ?? { peer, number: ++this.count, uploads: new Set(), slots: new Slots(), done: 0, problem: null, lastError: null };
     r.state = "connecting";
     r.problem = null;
     r.link = new PeerLink({ remote: peer, role: "offerer", iceServers: this.room.iceServers, send: (kind, payload) => this.room.send(peer, kind, payload) });
@@ -206,6 +207,11 @@ export class Sharer extends EventTarget {
   }
 
   serve(r, channel) {
+    const slot = r.slots.acquire();
+    if (slot === null) {
+      refuseBusy(channel);
+      return;
+    }
     const up = new Upload(channel, (id) => this.files.get(id), chunkSize(r.link.maxMessageSize));
     /** @type {{up: Upload, meter: Meter | null, name: string}} */
     const t = { up, meter: null, name: "" };
@@ -225,20 +231,38 @@ export class Sharer extends EventTarget {
         this.changed();
       }
     });
-    up.run().then(
-      () => {
-        r.uploads.delete(t);
-        r.done++;
-        this.changed();
-      },
-      (err) => {
-        r.uploads.delete(t);
-        if (t.name) {
-          r.lastError = { name: t.name, error: err };
-          if (err.code === "mismatch") this.alerts.push({ code: "mismatch", number: r.number, name: t.name, error: err });
-        }
-        this.changed();
-      },
-    );
+    let release = () => {};
+    slot
+      .then((free) => {
+        release = free;
+        return up.run();
+      })
+      .then(
+        () => {
+          release();
+          r.uploads.delete(t);
+          r.done++;
+          this.changed();
+        },
+        (err) => {
+          release();
+          r.uploads.delete(t);
+          if (t.name) {
+            r.lastError = { name: t.name, error: err };
+            if (err.code === "mismatch") this.alerts.push({ code: "mismatch", number: r.number, name: t.name, error: err });
+          }
+          this.changed();
+        },
+      );
   }
+}
+
+/** @param {RTCDataChannel} channel */
+function refuseBusy(channel) {
+  const refuse = () => {
+    channel.send(JSON.stringify({ t: "error", code: "busy", message: "Too many downloads at once from this sharer; try again when one has finished." }));
+    channel.close();
+  };
+  if (channel.readyState === "open") refuse();
+  else channel.addEventListener("open", refuse, { once: true });
 }

@@ -90,7 +90,11 @@ def _parsed(frame: Any) -> Any:
 
 
 def test_random_frames_are_answered_per_protocol(make_client: Callable[..., TestClient]) -> None:
-    client = make_client(rate_per_second=100000, rate_burst=100000, max_frame_bytes=16384)
+    # The fuzzer may stay unjoined for longer than the join deadline while hypothesis
+    # generates and shrinks (a fresh example database on CI takes tens of seconds).
+    client = make_client(
+        rate_per_second=100000, rate_burst=100000, max_frame_bytes=16384, join_timeout=3600
+    )
     with peers_of(client) as connect:
         ann, bob = connect(), connect()
         ann.join(room=OTHER_ROOM)

@@ -73,7 +73,7 @@ def test_sharer_leaving_mid_file_is_explained(
 
 def test_link_nobody_shares_says_so(pages: Pages, cluster: tuple[PeaNode, PeaNode]) -> None:
     receiver = pages.new()
-    receiver.goto(cluster[1].url + "/#2.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA")
+    receiver.goto(cluster[1].url + "/#3.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA")
     expect(receiver.locator("[data-testid=status]")).to_contain_text(
         "Nobody is sharing on this link right now", timeout=15000
     )

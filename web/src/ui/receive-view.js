@@ -10,6 +10,8 @@ import { memoryNotice } from "./unsupported.js";
 
 export const V1_LINK_SENTENCE =
   "This link was made by an older version of pea, which this page no longer accepts (it could not tell the sharer from anyone else holding the link). Nothing was downloaded: ask the sharer to share again and send you the new link.";
+export const V2_LINK_SENTENCE =
+  "This link was made by an older version of pea, which this page no longer accepts (it cannot resume a broken transfer). Nothing was downloaded: ask the sharer to share again and send you the new link.";
 export const IMPOSTOR_SENTENCE = "Someone else who has this link tried to pose as the sharer; pea ignored them.";
 
 /** @type {Record<string, (d: {kind?: string, message?: string}) => string>} */
@@ -36,10 +38,11 @@ const ALERT_WORDS = {
 /** Links this page will not open, by code (main.js decides which). */
 const REFUSED_LINK_WORDS = {
   v1: { title: "This link is from an older pea", sentence: V1_LINK_SENTENCE },
+  v2: { title: "This link is from an older pea", sentence: V2_LINK_SENTENCE },
   incomplete: { title: "This link is incomplete", sentence: "The part after # is not a valid pea link. Ask for the link again." },
 };
 
-/** @param {"v1" | "incomplete"} code */
+/** @param {"v1" | "v2" | "incomplete"} code */
 export function refusedLinkView(code) {
   const { title, sentence } = REFUSED_LINK_WORDS[code];
   return h("section", { class: "card" }, h("h1", {}, title), h("p", { "data-testid": "status", class: "status bad" }, sentence), h("p", {}, h("a", { href: "/" }, "Share your own files")));

@@ -131,7 +131,8 @@ const send = RTCDataChannel.prototype.send;
 const seen = new WeakSet();
 window.__peaFlips = 0;
 RTCDataChannel.prototype.send = function (data) {
-  if (this.label === "get" && typeof data !== "string" && !seen.has(this) && (ALWAYS || !window.__peaFlips)) {
+  const first = this.label === "get" && typeof data !== "string" && !seen.has(this);
+  if (first && (ALWAYS || !window.__peaFlips)) {
     seen.add(this);
     window.__peaFlips++;
     const copy = new Uint8Array(data.byteLength);

@@ -80,6 +80,7 @@ def node(net: Lab) -> Iterator[PeaNode]:
 def open_in(pages: Pages, net: Lab, host: Host, origin: str) -> Any:
     """A page of a Chromium that lives in `host`'s namespace, with that origin secure (as
     HTTPS would be), so downloads stream through the service worker."""
+    assert CHROMIUM is not None  # the `net` fixture skipped otherwise
     browser = pages.browsers.pw.chromium.launch(
         executable_path=host.wrapper(CHROMIUM, net.folder),
         args=[*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={origin}"],

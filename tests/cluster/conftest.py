@@ -7,7 +7,14 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.support.client import Client
-from tests.support.procs import PeaNode, RedisServer, pea_node, redis_server
+from tests.support.procs import (
+    PeaNode,
+    RedisCluster,
+    RedisServer,
+    pea_node,
+    redis_cluster,
+    redis_server,
+)
 
 
 @pytest.fixture
@@ -27,3 +34,11 @@ async def close_clients() -> AsyncIterator[None]:
     """Every protocol client a test leaves open is dropped after it (warnings are errors)."""
     yield
     await Client.close_all()
+
+
+@pytest.fixture(scope="session")
+def rcluster() -> Iterator[RedisCluster]:
+    """One Redis Cluster (3 masters, 3 replicas) for the whole run: it takes seconds
+    to form. Tests that break it (failover, restart) leave it healthy again."""
+    with redis_cluster() as cluster:
+        yield cluster

@@ -23,9 +23,19 @@ def redis() -> Iterator[RedisServer]:
         yield server
 
 
+@pytest.fixture(params=["redis", "redis-cluster"])
+def bus_url(request: pytest.FixtureRequest) -> str:
+    """The protocol tests across nodes run on one Redis and on a Redis Cluster."""
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis")
+        return server.url
+    cluster: RedisCluster = request.getfixturevalue("rcluster")
+    return cluster.url
+
+
 @pytest.fixture
-def two_nodes(redis: RedisServer) -> Iterator[tuple[PeaNode, PeaNode]]:
-    with pea_node(redis.url) as a, pea_node(redis.url) as b:
+def two_nodes(bus_url: str) -> Iterator[tuple[PeaNode, PeaNode]]:
+    with pea_node(bus_url) as a, pea_node(bus_url) as b:
         yield a, b
 
 

@@ -191,7 +191,7 @@ class _Subscriber:
             log.warning(
                 "bus shard %s:%d reconnected; %d rooms resubscribed", *self.addr, len(rooms)
             )
-        self.bus._shard_changed(connected=self.addr, first=first)
+        self.bus._shard_changed()
 
     def _handle(self, msg: dict[str, Any]) -> str:
         kind = _text(msg["type"])
@@ -278,7 +278,10 @@ class RedisClusterBus:
         self._ready = asyncio.Event()
         self._was_ready = False
         self._moving = asyncio.Lock()
-        self._first_seen: set[Addr] = set()
+        self._state_ok = False
+        self._resync_wanted = False
+        self._unreachable = False
+        self._resync_task: asyncio.Task[None] | None = None
 
     # -- state --------------------------------------------------------------
 
@@ -286,7 +289,7 @@ class RedisClusterBus:
     def healthy(self) -> bool:
         """Every slot is served and this node is subscribed to every shard."""
         m = self._map
-        if m is None or not m.complete:
+        if m is None or not m.complete or not self._state_ok:
             return False
         return all(a in self._subs and self._subs[a].connected for a in m.masters)
 
@@ -297,6 +300,13 @@ class RedisClusterBus:
     @property
     def publishes_dropped(self) -> int:
         return self._lost
+
+    def _shard_up(self, room: str) -> bool:
+        """The room's shard is served and subscribed to: rooms of the other shards
+        keep working while one shard fails over."""
+        owner = self.shard_of(room)
+        sub = self._subs.get(owner) if owner is not None else None
+        return sub is not None and sub.connected
 
     def shard_of(self, room: str) -> Addr | None:
         """The master serving the room now (as this node last learned)."""
@@ -319,7 +329,8 @@ class RedisClusterBus:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
+            # A resync that failed has been logged by the supervisor already.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         for sub in list(self._subs.values()):
             await sub.close()
@@ -359,6 +370,7 @@ class RedisClusterBus:
                 if addr not in self._subs:
                     sub = self._subs[addr] = _Subscriber(self, addr)
                     sub.start()
+            self._shard_changed()
 
     async def _fetch_map(self) -> SlotMap | None:
         known = list(self._map.masters) if self._map else []
@@ -366,8 +378,14 @@ class RedisClusterBus:
         candidates = known + [a for a in self._url.seeds if a not in known]
         for addr in candidates:
             try:
-                reply = await self._lane(addr).call("CLUSTER", "SLOTS")
-                slot_map = SlotMap.parse(reply)
+                lane = self._lane(addr)
+                info = lane.submit(("CLUSTER", "INFO"))
+                slot_map = SlotMap.parse(await lane.call("CLUSTER", "SLOTS"))
+                state = await asyncio.wait_for(info, self._timeout)
+                # A cluster settling after a restart refuses commands: not ready yet.
+                self._state_ok = b"cluster_state:ok" in (
+                    state if isinstance(state, bytes) else str(state).encode()
+                )
             except (*REDIS_ERRORS, ValueError, IndexError, TypeError) as exc:
                 log.debug("bus topology from %s:%d failed: %s", *addr, exc)
                 continue
@@ -378,9 +396,11 @@ class RedisClusterBus:
                 await self._lanes.pop(stale).close()
             if addr not in slot_map.masters and addr in self._lanes:
                 await self._lanes.pop(addr).close()
+            self._unreachable = False
             return slot_map
-        if self._map is not None:
+        if self._map is not None and not self._unreachable:
             log.warning("bus: no Redis Cluster node answers")
+        self._unreachable = True
         return None
 
     async def _apply(self, new: SlotMap) -> None:
@@ -410,6 +430,9 @@ class RedisClusterBus:
                     self._placed.pop(room, None)
             for rooms in moving.values():
                 await self._place(rooms)
+            if old is not None and moving:
+                # A promoted replica may lack the last writes of its master.
+                self._request_resync()
 
     async def _place(self, rooms: list[str]) -> None:
         m = self._map
@@ -432,26 +455,46 @@ class RedisClusterBus:
     def _rooms_on(self, addr: Addr) -> list[str]:
         return [r for r, a in self._placed.items() if a == addr and r in self._rooms]
 
-    def _shard_changed(self, connected: Addr | None = None, first: bool = True) -> None:
-        if self.healthy and not self._ready.is_set():
-            self._ready.set()
-            if not self._was_ready:
-                self._was_ready = True
-                log.info("bus connected to Redis Cluster (%d shards)", len(self._subs))
+    def _shard_changed(self) -> None:
         if not self.healthy:
-            self._ready.clear()
-            self._request_refresh("a shard connection changed")
-        # A shard that comes back, or a new master of a failed one, may have lost
-        # writes: restore this node's members there.
-        if (
-            connected is not None
-            and self._was_ready
-            and self._on_reconnect is not None
-            and (not first or connected not in self._first_seen)
-        ):
-            self._tasks.append(self._supervisor.once("bus-resync", self._on_reconnect()))
-        if connected is not None:
-            self._first_seen.add(connected)
+            if self._ready.is_set():
+                self._ready.clear()
+                self._request_refresh("a shard connection changed")
+            return
+        if self._ready.is_set():
+            return
+        self._ready.set()
+        if not self._was_ready:
+            self._was_ready = True
+            log.info("bus connected to Redis Cluster (%d shards)", len(self._subs))
+        else:
+            # Back after an outage, a failover or a restart: Redis may have lost
+            # writes, so this node's members are written again.
+            log.warning("bus: Redis Cluster reachable again")
+            self._request_resync()
+
+    def _request_resync(self) -> None:
+        if not self._was_ready or self._on_reconnect is None:
+            return
+        self._resync_wanted = True
+        if self._resync_task is None or self._resync_task.done():
+            self._resync_task = self._supervisor.once("bus-resync", self._resync())
+            self._tasks.append(self._resync_task)
+
+    async def _resync(self) -> None:
+        """Restore this node's members once the cluster answers again (a shard that
+        is back may still refuse commands while the cluster settles); again if
+        another shard came back meanwhile."""
+        assert self._on_reconnect is not None
+        deadline = time.monotonic() + 60
+        while self._resync_wanted and time.monotonic() < deadline:
+            self._resync_wanted = False
+            try:
+                await self._on_reconnect()
+            except BusUnavailable as exc:
+                self._resync_wanted = True
+                log.info("bus resync waits for the cluster: %s", exc)
+                await asyncio.sleep(0.5)
 
     def _confirmed(self, channel: str, addr: Addr) -> None:
         waiting = self._pending.get(channel)
@@ -483,7 +526,7 @@ class RedisClusterBus:
     # -- subscriptions ------------------------------------------------------------
 
     async def subscribe(self, room: str) -> None:
-        if not self.healthy:
+        if not self._shard_up(room):
             raise BusUnavailable("bus not connected")
         channel = _channel(room)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -585,7 +628,7 @@ class RedisClusterBus:
         await self._eval("away", room, [peer, self._grace_ms])
 
     async def publish(self, room: str, envelope: str) -> None:
-        if not self.healthy:
+        if not self._shard_up(room):
             raise BusUnavailable("bus not connected")
         try:
             message = envelope.encode()

@@ -97,9 +97,9 @@ async def test_resume_on_another_node_is_invisible_to_the_room(
 
 
 async def test_a_killed_nodes_peers_are_reported_left_unless_they_resumed(
-    bus_url: str,
+    redis: RedisServer,
 ) -> None:
-    with pea_node(bus_url) as a, pea_node(bus_url) as b:
+    with pea_node(redis.url) as a, pea_node(redis.url) as b:
         room = new_room()
         ann = await Client.open(a.ws_url)
         await ann.join(room)

@@ -95,7 +95,7 @@ async def test_connections_per_shard_stay_two_per_node_whatever_the_rooms(
         pea_node(rcluster.url, max_connections_per_client="0") as b,
     ):
         clients: list[Client] = []
-        rooms = [new_room() for _ in range(60)]
+        rooms = [new_room() for _ in range(30)]
         for room in rooms:  # each room: one peer on each node
             for node in (a, b):
                 c = await Client.open(node.ws_url)

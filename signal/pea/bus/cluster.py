@@ -51,6 +51,9 @@ log = logging.getLogger("pea.bus")
 
 HEARTBEAT_BATCH = 500
 REDIRECTS = 5
+MAX_BACKLOG = 50_000
+"""Commands queued for one shard beyond which publishes are refused: a slow or
+stalled shard must not grow the node's memory without bound."""
 
 
 def _script(name: str, with_lib: bool = True) -> str:
@@ -637,8 +640,11 @@ class RedisClusterBus:
         target = self.shard_of(room)
         if target is None:
             raise BusUnavailable("no Redis Cluster node serves this room")
+        lane = self._lane(target)
+        if lane.backlog >= MAX_BACKLOG:
+            raise BusUnavailable("the room's shard is not keeping up")
         args = ("SPUBLISH", _channel(room).encode(), message)
-        self._lane(target).submit(args).add_done_callback(lambda fut: self._published(fut, args, 0))
+        lane.submit(args).add_done_callback(lambda fut: self._published(fut, args, 0))
 
     def _published(self, fut: asyncio.Future[Any], args: tuple[Any, ...], tries: int) -> None:
         if fut.cancelled():

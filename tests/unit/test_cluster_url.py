@@ -1,11 +1,14 @@
-"""The Redis Cluster URL: seeds, credentials and TLS, and what settings refuse."""
+"""The Redis Cluster bus without Redis: its URL (seeds, credentials, TLS, what settings
+refuse), the slot map and hash tag, and per-shard availability of publishes."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from pea.bus import make_bus
-from pea.bus.cluster import RedisClusterBus
+from pea.bus import BusUnavailable, make_bus
+from pea.bus.cluster import MAX_BACKLOG, RedisClusterBus
 from pea.bus.shards import SLOTS, ClusterURL, SlotMap, slot_of
 from pea.config import load_settings
 
@@ -63,3 +66,47 @@ def test_slot_map_from_cluster_slots() -> None:
     assert m.owner(0) == ("10.0.0.1", 7000) and m.owner(SLOTS - 1) == ("10.0.0.2", 7001)
     partial = SlotMap.parse(reply[:1])
     assert not partial.complete and partial.owner(9000) is None
+
+
+class _Sub:
+    def __init__(self, connected: bool) -> None:
+        self.connected = connected
+
+
+class _Lane:
+    def __init__(self, backlog: int) -> None:
+        self.backlog = backlog
+        self.sent: list[tuple[object, ...]] = []
+
+    def submit(self, args: tuple[object, ...], asking: bool = False) -> asyncio.Future[None]:
+        self.sent.append(args)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+
+def _room_on(shard: int) -> str:
+    """A room in the first half of the slots (shard 0) or the second (shard 1)."""
+    rooms = (f"room-{i}" for i in range(10_000))
+    return next(r for r in rooms if (slot_of(r) < SLOTS // 2) == (shard == 0))
+
+
+async def test_a_room_s_signals_depend_on_its_own_shard_only() -> None:
+    """One shard down (or backed up): its rooms' signals are refused with
+    `unavailable`, the other shard's rooms keep going, memory stays bounded."""
+    bus = RedisClusterBus("redis+cluster://127.0.0.1:1", "n", lease=1, grace=1)
+    a, b = ("10.0.0.1", 1), ("10.0.0.2", 2)
+    bus._map = SlotMap(tuple(a if s < SLOTS // 2 else b for s in range(SLOTS)))
+    lanes = {a: _Lane(0), b: _Lane(0)}
+    bus._lanes = lanes  # type: ignore[assignment]
+    bus._subs = {a: _Sub(True), b: _Sub(False)}  # type: ignore[dict-item]
+    up, down = _room_on(0), _room_on(1)
+    assert not bus.healthy  # readiness: a shard is unreachable
+    await bus.publish(up, "S p 0 {}")
+    assert lanes[a].sent == [("SPUBLISH", f"pea:{{{up}}}".encode(), b"S p 0 {}")]
+    with pytest.raises(BusUnavailable):
+        await bus.publish(down, "S p 0 {}")
+    lanes[a].backlog = MAX_BACKLOG
+    with pytest.raises(BusUnavailable):
+        await bus.publish(up, "S p 0 {}")
+    assert len(lanes[a].sent) == 1 and not lanes[b].sent

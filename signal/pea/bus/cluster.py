@@ -476,13 +476,18 @@ class RedisClusterBus:
             log.warning("bus: Redis Cluster reachable again")
             self._request_resync()
 
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        """Track a one-off task for close(), forgetting finished ones."""
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(task)
+
     def _request_resync(self) -> None:
         if not self._was_ready or self._on_reconnect is None:
             return
         self._resync_wanted = True
         if self._resync_task is None or self._resync_task.done():
             self._resync_task = self._supervisor.once("bus-resync", self._resync())
-            self._tasks.append(self._resync_task)
+            self._keep(self._resync_task)
 
     async def _resync(self) -> None:
         """Restore this node's members once the cluster answers again (a shard that
@@ -513,7 +518,7 @@ class RedisClusterBus:
         if room in self._rooms and self._placed.get(room) == addr:
             self._placed.pop(room, None)
             self._request_refresh("a shard released a room")
-            self._tasks.append(self._supervisor.once("bus-replace", self._replace(room)))
+            self._keep(self._supervisor.once("bus-replace", self._replace(room)))
 
     async def _replace(self, room: str) -> None:
         # Give the slot map a moment to follow, then subscribe where the room is now.

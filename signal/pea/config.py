@@ -83,9 +83,17 @@ def _redis_url(raw: str) -> str | None:
     raw = raw.strip()
     if not raw or raw == "memory://":
         return None
-    scheme = urlsplit(raw).scheme
+    scheme = raw.split("://", 1)[0] if "://" in raw else urlsplit(raw).scheme
+    if scheme in {"redis+cluster", "rediss+cluster"}:
+        from pea.bus.shards import ClusterURL
+
+        ClusterURL.parse(raw)  # a bad seed list fails at start-up, not at first use
+        return raw
     if scheme not in {"redis", "rediss", "unix"}:
-        raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got scheme {scheme!r}")
+        raise ValueError(
+            "must be a redis://, rediss://, unix://, redis+cluster:// or rediss+cluster:// URL,"
+            f" got scheme {scheme!r}"
+        )
     return raw
 
 
@@ -178,7 +186,10 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "redis_url",
         None,
-        "Redis URL (redis://host:6379/0). Unset: in-memory bus, a single node.",
+        "Redis URL (redis://host:6379/0), or a Redis Cluster's seed nodes "
+        "(redis+cluster://[:password@]host:port,host:port; rediss+cluster:// for TLS, "
+        "?ssl_ca_certs=/path for a private CA): sharded pub/sub, rooms spread over the "
+        "shards. Unset: in-memory bus, a single node.",
         _redis_url,
         "URL",
     ),

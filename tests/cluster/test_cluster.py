@@ -1,4 +1,5 @@
-"""Several real `pea` node processes on one real redis-server."""
+"""Several real `pea` node processes on one real redis-server (and, for the tests
+taking `bus_url` or `two_nodes`, on a real Redis Cluster too)."""
 
 from __future__ import annotations
 
@@ -60,10 +61,10 @@ async def test_signals_keep_their_order_across_nodes(two_nodes: tuple[PeaNode, P
     assert all(seq == list(range(count)) for seq in got.values())
 
 
-async def test_room_limit_holds_across_nodes(redis: RedisServer) -> None:
+async def test_room_limit_holds_across_nodes(bus_url: str) -> None:
     with (
-        pea_node(redis.url, max_peers_per_room="4") as a,
-        pea_node(redis.url, max_peers_per_room="4") as b,
+        pea_node(bus_url, max_peers_per_room="4") as a,
+        pea_node(bus_url, max_peers_per_room="4") as b,
     ):
         room = new_room()
         clients = [await Client.open((a if i % 2 else b).ws_url) for i in range(10)]

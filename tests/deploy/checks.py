@@ -79,7 +79,7 @@ def check_pea_deployment(dep: dict[str, Any], config: dict[str, str]) -> None:
         if any(w in name for w in ("SECRET", "PASSWORD", "TOKEN")):
             assert "value" not in e, f"{name} is inline"
     url = env["PEA_REDIS_URL"].get("value", "")
-    assert url.startswith(("redis://", "rediss://")), url
+    assert url.startswith(("redis://", "rediss://", "redis+cluster://", "rediss+cluster://")), url
     if "@" in url:
         assert "$(REDIS_PASSWORD)@" in url, f"credentials inline in PEA_REDIS_URL: {url}"
         names = [e["name"] for e in pea["env"]]

@@ -94,6 +94,37 @@ def test_compose_topology(compose: dict[str, Any]) -> None:
     assert ".env" in (DEPLOY / ".gitignore").read_text().split()
 
 
+def test_compose_redis_cluster_override(compose: dict[str, Any]) -> None:
+    """The override points every node at an external Redis Cluster: seeds, password
+    and TLS from deploy/.env, giving a URL pea's own settings accept."""
+    from pea.bus.shards import ClusterURL
+    from pea.config import load_settings
+
+    override = yaml.safe_load((DEPLOY / "compose.redis-cluster.yaml").read_text())
+    peas = sorted(name for name in compose["services"] if name.startswith("pea"))
+    assert sorted(override["services"]) == peas
+    values = {
+        "REDIS_CLUSTER_SCHEME": "rediss+cluster",
+        "REDIS_CLUSTER_PASSWORD": "hunter2",
+        "REDIS_CLUSTER_SEEDS": "10.0.0.11:6379,10.0.0.12:6379",
+        "REDIS_CLUSTER_QUERY": "?ssl_ca_certs=/etc/pea/redis-ca.crt",
+    }
+
+    def interpolate(text: str) -> str:  # ${VAR:-default} and ${VAR:?error}, as compose does
+        return re.sub(r"\$\{(\w+)(?::[-?]([^}]*))?\}", lambda m: values.get(m[1], m[2] or ""), text)
+
+    for name in peas:
+        service = override["services"][name]
+        url = service["environment"]["PEA_REDIS_URL"]
+        assert "${REDIS_CLUSTER_PASSWORD:?" in url, "the password comes from .env"
+        parsed = ClusterURL.parse(interpolate(url))
+        assert parsed.tls and parsed.password == "hunter2" and len(parsed.seeds) == 2
+        assert parsed.ca_certs == "/etc/pea/redis-ca.crt"
+        assert load_settings(environ={"PEA_REDIS_URL": interpolate(url)}).redis_url
+        (mount,) = service["volumes"]
+        assert interpolate(mount) == "/dev/null:/etc/pea/redis-ca.crt:ro"
+
+
 def test_nginx_config_balances_websockets_without_stickiness() -> None:
     conf = re.sub(r"#.*", "", (DEPLOY / "nginx" / "nginx.conf").read_text())
     assert "proxy_set_header Upgrade $http_upgrade;" in conf

@@ -27,6 +27,7 @@ from .helpers import (
 
 ALL = str(CHART / "ci" / "all-values.yaml")
 EXTERNAL = str(CHART / "ci" / "external-redis-values.yaml")
+RCLUSTER = str(CHART / "ci" / "redis-cluster-values.yaml")
 
 
 def config_of(objs: list[dict[str, Any]]) -> dict[str, str]:
@@ -48,6 +49,11 @@ def external() -> list[dict[str, Any]]:
     return render("-f", EXTERNAL)
 
 
+@pytest.fixture(scope="module")
+def rcluster() -> list[dict[str, Any]]:
+    return render("-f", RCLUSTER)
+
+
 def test_chart_files() -> None:
     for name in ("Chart.yaml", "values.yaml", "values.schema.json", "templates/NOTES.txt"):
         assert (CHART / name).is_file(), name
@@ -63,7 +69,9 @@ def test_chart_files() -> None:
 
 
 @pytest.mark.parametrize(
-    "values", [[], ["-f", ALL], ["-f", EXTERNAL]], ids=["defaults", "all", "ext"]
+    "values",
+    [[], ["-f", ALL], ["-f", EXTERNAL], ["-f", RCLUSTER]],
+    ids=["defaults", "all", "ext", "rcluster"],
 )
 def test_helm_lint_strict(values: list[str]) -> None:
     out = run([tool("helm"), "lint", "--strict", str(CHART), *values])
@@ -107,7 +115,7 @@ def test_validator_rejects_broken_objects(defaults: list[dict[str, Any]]) -> Non
         kubernetes_validate.validate(dep, K8S_VERSION, strict=True)
 
 
-@pytest.mark.parametrize("fixture", ["defaults", "everything", "external"])
+@pytest.mark.parametrize("fixture", ["defaults", "everything", "external", "rcluster"])
 def test_pea_deployment(fixture: str, request: pytest.FixtureRequest) -> None:
     objs = request.getfixturevalue(fixture)
     dep = find(objs, "Deployment", "pea")
@@ -280,6 +288,51 @@ def test_external_redis(external: list[dict[str, Any]]) -> None:
     }
 
 
+def test_external_redis_cluster(rcluster: list[dict[str, Any]]) -> None:
+    """Seeds, password from a Secret and TLS with a private CA become one URL pea
+    parses, and the CA is mounted where the URL says."""
+    assert validate(rcluster) == []
+    assert "pea-redis" not in [o["metadata"]["name"] for o in rcluster]
+    dep = find(rcluster, "Deployment", "pea")
+    pea = container(dep, "pea")
+    env = env_of(pea)
+    url = env["PEA_REDIS_URL"]["value"]
+    assert url == (
+        "rediss+cluster://pea:$(REDIS_PASSWORD)@redis-cluster-0.redis-cluster.data.svc:6379,"
+        "redis-cluster-1.redis-cluster.data.svc:6379,redis-cluster-2.redis-cluster.data.svc:6379"
+        "?ssl_ca_certs=/etc/pea/redis-ca/ca.crt&ssl_check_hostname=false"
+    )
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "redis-credentials",
+        "key": "password",
+    }
+    mount = next(m for m in pea["volumeMounts"] if m["name"] == "redis-ca")
+    assert mount == {"name": "redis-ca", "mountPath": "/etc/pea/redis-ca", "readOnly": True}
+    volume = next(v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "redis-ca")
+    assert volume["secret"]["secretName"] == "redis-cluster-ca"
+    from pea.bus.shards import ClusterURL
+    from pea.config import load_settings
+
+    parsed = ClusterURL.parse(url.replace("$(REDIS_PASSWORD)", "hunter2"))
+    assert (parsed.tls, parsed.password, parsed.ca_certs, parsed.check_hostname) == (
+        True,
+        "hunter2",
+        "/etc/pea/redis-ca/ca.crt",
+        False,
+    )
+    assert len(parsed.seeds) == 3
+    settings = load_settings(environ={"PEA_REDIS_URL": url.replace("$(REDIS_PASSWORD)", "pw")})
+    assert settings.redis_url is not None
+
+
+def test_external_redis_cluster_plain() -> None:
+    objs = render("--set", "redis.cluster.seeds={r1:7000,r2:7001}")
+    env = env_of(container(find(objs, "Deployment", "pea"), "pea"))
+    assert env["PEA_REDIS_URL"]["value"] == "redis+cluster://r1:7000,r2:7001"
+    assert "REDIS_PASSWORD" not in env
+    assert "pea-redis" not in [o["metadata"]["name"] for o in objs]
+
+
 def test_external_redis_without_password() -> None:
     objs = render("--set", "redis.url=redis://redis:6379/0", "--set", "networkPolicy.enabled=false")
     pea = container(find(objs, "Deployment", "pea"), "pea")
@@ -298,12 +351,13 @@ def test_external_redis_without_password() -> None:
         (["--set", "config.logLevel=loud"], "logLevel"),
         (["--set", "metrics.port=8080"], "metrics/port"),
         (["--set", "config.trustedProxies=nginx"], "trustedProxies"),
+        (["--set", "redis.cluster.seeds={redis://r1:7000}"], "seeds"),
         (["--set", "secrets.existingSecret=x"], "secrets"),
         (["--set", "autoscaling.enabled=true", "--set", "autoscaling.minReplicas=9",
           "--set", "autoscaling.maxReplicas=3"], "minReplicas"),
     ],
     ids=["grace", "drain", "inline-password", "peers", "log-level", "metrics-on-http",
-         "proxy-name", "typo", "hpa"],
+         "proxy-name", "cluster-seed-url", "typo", "hpa"],
 )  # fmt: skip
 def test_bad_values_are_refused(args: list[str], message: str) -> None:
     out = helm_template(*args, check=False)

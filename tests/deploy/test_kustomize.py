@@ -104,3 +104,27 @@ def test_production_overlay(production: list[dict[str, Any]]) -> None:
     assert ingress["spec"]["rules"][0]["host"] == "pea.example.com"
     hpa = find(production, "HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "pea"
+
+
+def test_redis_cluster_component() -> None:
+    """The component swaps the built-in Redis for an external Redis Cluster: the URL
+    pea parses (password by reference), no built-in Redis, egress opened to it."""
+    from pea.bus.shards import ClusterURL
+    from pea.config import load_settings
+
+    objs = kustomize(KUSTOMIZE / "examples" / "redis-cluster")
+    assert validate(objs) == []
+    assert not [o for o in objs if o["metadata"]["name"] == "pea-redis"]
+    dep = find(objs, "Deployment", "pea")
+    pea = container(dep, "pea")
+    env = {e["name"]: e for e in pea["env"]}
+    url = env["PEA_REDIS_URL"]["value"]
+    assert url.startswith("redis+cluster://:$(REDIS_PASSWORD)@")
+    names = [e["name"] for e in pea["env"]]
+    assert names.index("REDIS_PASSWORD") < names.index("PEA_REDIS_URL")
+    assert len(ClusterURL.parse(url.replace("$(REDIS_PASSWORD)", "pw")).seeds) == 3
+    assert load_settings(environ={"PEA_REDIS_URL": url}).redis_url
+    egress = find(objs, "NetworkPolicy", "pea")["spec"]["egress"][1]
+    assert egress["to"] == [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
+    assert egress["ports"] == [{"port": 6379, "protocol": "TCP"}]
+    check_pea_deployment(dep, config_of(objs))

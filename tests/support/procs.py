@@ -314,6 +314,7 @@ class RedisServer(Proc):
         password: str | None = None,
         log: Path | None = None,
         console: bool = False,
+        extra: Sequence[str] = (),
     ) -> None:
         self.port = port or free_port()
         self.password = password
@@ -323,7 +324,8 @@ class RedisServer(Proc):
             "--dir", str(workdir), "--protected-mode", "no", "--loglevel", "warning",
         ]  # fmt: skip
         if password:
-            argv += ["--requirepass", password]
+            argv += ["--requirepass", password, "--masterauth", password]
+        argv += extra
         super().__init__("redis", argv, log=log, console=console)
 
     @property
@@ -355,6 +357,117 @@ def redis_server(port: int | None = None, password: str | None = None) -> Iterat
         finally:
             server.stop(5)
             server.remove_log()
+
+
+class RedisCluster:
+    """A Redis Cluster on loopback: `masters` masters with `replicas` replicas each,
+    made by `redis-cli --cluster create`, in a temp dir; a short node timeout so a
+    killed master's replica takes over within seconds."""
+
+    def __init__(
+        self, workdir: Path, masters: int = 3, replicas: int = 1, node_timeout_ms: int = 1500
+    ) -> None:
+        self.workdir = workdir
+        self.masters = masters
+        self.replicas = replicas
+        self.servers: list[RedisServer] = []
+        for _ in range(masters * (1 + replicas)):
+            port = free_port()
+            home = workdir / str(port)
+            home.mkdir()
+            extra = [
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                # Its own bus port: the default (port + 10000) may be taken or > 65535.
+                "--cluster-port", str(free_port()),
+                "--cluster-node-timeout", str(node_timeout_ms),
+                # A replica takes over however stale it is: tests kill masters on purpose.
+                "--cluster-replica-validity-factor", "0",
+                "--cluster-allow-pubsubshard-when-down", "yes",
+            ]  # fmt: skip
+            self.servers.append(RedisServer(home, port, extra=extra))
+
+    @property
+    def seeds(self) -> str:
+        return ",".join(f"{LOOPBACK}:{s.port}" for s in self.servers[: self.masters])
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://{self.seeds}"
+
+    def cli(self, port: int, *args: str, timeout: float = 10) -> str:
+        out = subprocess.run(
+            [find_exe("redis-cli", "/usr/bin/redis-cli"), "-h", LOOPBACK, "-p", str(port), *args],
+            capture_output=True, text=True, timeout=timeout, check=True,
+        )  # fmt: skip
+        return out.stdout
+
+    def server(self, port: int) -> RedisServer:
+        return next(s for s in self.servers if s.port == port)
+
+    def nodes(self, port: int | None = None) -> list[dict[str, str]]:
+        """CLUSTER NODES as seen by one server: id, addr (host:port), flags, master, slots."""
+        port = port or next(s.port for s in self.servers if s.running)
+        rows = []
+        for line in self.cli(port, "cluster", "nodes").splitlines():
+            f = line.split()
+            if len(f) >= 8:
+                rows.append({
+                    "id": f[0], "addr": f[1].split("@")[0], "flags": f[2], "master": f[3],
+                    "slots": " ".join(f[8:]),
+                })  # fmt: skip
+        return rows
+
+    def master_ports(self) -> list[int]:
+        return sorted(
+            int(r["addr"].rsplit(":", 1)[1])
+            for r in self.nodes()
+            if "master" in r["flags"] and "fail" not in r["flags"] and r["slots"]
+        )
+
+    def healthy(self) -> bool:
+        """Every server answers, every slot is served, and all agree on `cluster_state:ok`."""
+        for s in self.servers:
+            s.exited()
+            if "cluster_state:ok" not in self.cli(s.port, "cluster", "info"):
+                return False
+        return True
+
+    def start(self, timeout: float = 60) -> None:
+        for s in self.servers:
+            s.start()
+        if not (self.workdir / "created").exists():
+            self.cli(
+                self.servers[0].port, "--cluster", "create",
+                *(f"{LOOPBACK}:{s.port}" for s in self.servers),
+                "--cluster-replicas", str(self.replicas), "--cluster-yes", timeout=60,
+            )  # fmt: skip
+            (self.workdir / "created").touch()
+        wait_for(self.healthy, timeout, "the Redis Cluster to be healthy", interval=0.2)
+
+    def stop(self) -> None:
+        for s in self.servers:
+            s.stop(5)
+            s.remove_log()
+
+    def restart(self, timeout: float = 60) -> None:
+        """Every server stopped, then started again: same ports and node ids
+        (nodes.conf), no data (no persistence)."""
+        for s in self.servers:
+            s.stop(5)
+        for s in self.servers:
+            s.start()
+        wait_for(self.healthy, timeout, "the restarted Redis Cluster to be healthy", interval=0.2)
+
+
+@contextlib.contextmanager
+def redis_cluster(masters: int = 3, replicas: int = 1) -> Iterator[RedisCluster]:
+    with tempfile.TemporaryDirectory(prefix="pea-rcluster-") as workdir:
+        cluster = RedisCluster(Path(workdir), masters, replicas)
+        try:
+            cluster.start()
+            yield cluster
+        finally:
+            cluster.stop()
 
 
 class PeaNode(Proc):

@@ -160,6 +160,10 @@ class Bus(Protocol):
 
 
 def make_bus(url: str | None, node_id: str, lease: float, grace: float) -> Bus:
+    if url is not None and url.split("://", 1)[0] in {"redis+cluster", "rediss+cluster"}:
+        from pea.bus.cluster import RedisClusterBus
+
+        return RedisClusterBus(url, node_id, lease=lease, grace=grace)
     if url is None or url.startswith("memory://"):
         from pea.bus.memory import MemoryBus
 

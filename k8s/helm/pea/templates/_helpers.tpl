@@ -49,7 +49,25 @@ app.kubernetes.io/component: redis
 {{- end }}
 
 {{- define "pea.redis.builtin" -}}
-{{- if not .Values.redis.url }}true{{ end }}
+{{- if not (or .Values.redis.url .Values.redis.cluster.seeds) }}true{{ end }}
+{{- end }}
+
+{{/* PEA_REDIS_URL for an external Redis Cluster; $(REDIS_PASSWORD) is expanded by Kubernetes. */}}
+{{- define "pea.redis.clusterUrl" -}}
+{{- $c := .Values.redis.cluster -}}
+{{- $auth := "" -}}
+{{- if .Values.redis.auth.existingSecret -}}
+{{- $auth = printf "%s:$(REDIS_PASSWORD)@" .Values.redis.auth.username -}}
+{{- end -}}
+{{- $query := list -}}
+{{- if and $c.tls.enabled $c.tls.caSecret -}}
+{{- $query = append $query (printf "ssl_ca_certs=/etc/pea/redis-ca/%s" $c.tls.caKey) -}}
+{{- end -}}
+{{- if and $c.tls.enabled (not $c.tls.checkHostname) -}}
+{{- $query = append $query "ssl_check_hostname=false" -}}
+{{- end -}}
+{{- printf "%s://%s%s" (ternary "rediss+cluster" "redis+cluster" $c.tls.enabled) $auth (join "," $c.seeds) -}}
+{{- if $query }}?{{ join "&" $query }}{{ end -}}
 {{- end }}
 
 {{/* The Secret holding PEA_SECRET and the built-in Redis password. */}}

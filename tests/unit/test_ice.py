@@ -9,6 +9,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -43,7 +44,7 @@ def test_turn_credentials_are_what_coturn_recomputes_and_expire() -> None:
     assert again != username, "each welcome has credentials of its own"
 
 
-def welcome_config(make_client: Callable[..., TestClient], **settings: object) -> dict:  # type: ignore[type-arg]
+def welcome_config(make_client: Callable[..., TestClient], **settings: object) -> dict[str, Any]:
     with peers_of(make_client(**settings)) as connect:
         return dict(connect().join()["config"])
 
@@ -68,7 +69,7 @@ def test_with_turn_on_each_welcome_carries_fresh_credentials_never_the_secret(
     assert first["config"]["relay"] == "on"
     stun, turn = first["config"]["ice_servers"]
     assert stun == {"urls": ["stun:stun.example:3478"]}
-    assert turn["urls"] == list(TURN["turn_urls"])
+    assert turn["urls"] == ["turn:turn.example:3478", "turn:turn.example:3478?transport=tcp"]
     assert turn["credential"] == expected_credential(TURN_SECRET, turn["username"])
     expiry = int(turn["username"].split(":")[0])
     assert 590 <= expiry - time.time() <= 610

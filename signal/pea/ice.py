@@ -70,11 +70,10 @@ class IceConfig:
         return RELAY_ON if s.turn_urls or has_static_turn else RELAY_OFF
 
     def servers(self) -> list[dict[str, Any]]:
+        """For one welcome; only ever serialised, so the static part is shared, not copied."""
         s = self.settings
-        servers = copy.deepcopy(self.static)
-        if s.turn_urls and s.turn_secret and not s.forbid_relay:
-            username, credential = turn_credentials(s.turn_secret, s.turn_ttl)
-            servers.append(
-                {"urls": list(s.turn_urls), "username": username, "credential": credential}
-            )
-        return servers
+        if not (s.turn_urls and s.turn_secret and not s.forbid_relay):
+            return self.static
+        username, credential = turn_credentials(s.turn_secret, s.turn_ttl)
+        turn = {"urls": list(s.turn_urls), "username": username, "credential": credential}
+        return [*self.static, turn]

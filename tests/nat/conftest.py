@@ -113,17 +113,22 @@ def _coturn(the_lab: Lab, workdir: Path) -> None:
 def world() -> Iterator[World]:
     with tempfile.TemporaryDirectory(prefix="pea-nat-") as tmp, lab() as the_lab:
         work = Path(tmp)
-        _coturn(the_lab, work)
-        direct = _node(the_lab, NODE_IPS[0])
-        relay = _node(
-            the_lab,
-            NODE_IPS[1],
-            turn_urls=f"turn:{STUN_IPS[0]}:3478?transport=udp",
-            turn_secret=TURN_SECRET,
-            turn_ttl="600",
-        )
         homes = {side: Home(the_lab, f"home-{side}", work / side) for side in ("a", "b")}
+        # Both browsers start while the servers do: each takes seconds.
+        starting = [homes["a"].thread.submit(homes["a"].browser, "chromium"),
+                    homes["b"].thread.submit(homes["b"].browser, "firefox")]  # fmt: skip
         try:
+            _coturn(the_lab, work)
+            direct = _node(the_lab, NODE_IPS[0])
+            relay = _node(
+                the_lab,
+                NODE_IPS[1],
+                turn_urls=f"turn:{STUN_IPS[0]}:3478?transport=udp",
+                turn_secret=TURN_SECRET,
+                turn_ttl="600",
+            )
+            for started in starting:
+                started.result(120)
             yield World(the_lab, direct, relay, homes)
         finally:
             for home in homes.values():

@@ -105,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("markdown", "js"),
         help="markdown: the table of docs/protocol.md; js: the module web/src/errors.gen.js",
     )
+    doctor = verbs.add_parser(
+        "doctor",
+        help="check a deployment from here: page, WebSocket through the proxy, origin, "
+        "secure context, STUN and NAT behaviour, TURN credentials",
+    )
+    doctor.add_argument(
+        "url", nargs="?", default="http://localhost:8080", help="the URL people open"
+    )
+    doctor.add_argument("--timeout", type=float, default=5.0, help="seconds per check")
+    doctor.add_argument("--origin", default=None, help="Origin to send (default: the URL's)")
     return parser
 
 
@@ -193,6 +203,10 @@ def main(argv: list[str] | None = None) -> None:
             end="\n" * (args.form == "markdown"),
         )
         return
+    if args.verb == "doctor":
+        from pea.doctor import run as doctor
+
+        raise SystemExit(doctor(args.url, args.timeout, args.origin))
     overrides = {k: v for k, v in vars(args).items() if k != "verb" and v is not None}
     try:
         settings = load_settings(overrides)

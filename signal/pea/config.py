@@ -146,6 +146,18 @@ def _ice_servers(raw: str) -> list[dict[str, Any]]:
     return value
 
 
+def _turn_urls(raw: str) -> tuple[str, ...]:
+    items = tuple(u.strip() for u in raw.split(",") if u.strip())
+    for url in items:
+        scheme, _, rest = url.partition(":")
+        if scheme not in {"turn", "turns"} or not rest or rest.startswith("/"):
+            raise ValueError(
+                f"each URL must look like turn:host:3478 or turns:host:5349?transport=tcp, "
+                f"got {url!r}"
+            )
+    return items
+
+
 def _existing_file(raw: str) -> str | None:
     raw = raw.strip()
     if not raw:
@@ -242,6 +254,37 @@ FIELDS: tuple[Field, ...] = (
         "JSON list of RTCIceServer objects sent to clients. Default: public Google STUN, no TURN.",
         _ice_servers,
         "JSON",
+    ),
+    Field(
+        "turn_urls",
+        (),
+        "Comma-separated TURN URLs (turn:turn.example:3478) handed to clients with "
+        "short-lived credentials made from --turn-secret. Unset: no TURN, no relaying.",
+        _turn_urls,
+        "URLS",
+    ),
+    Field(
+        "turn_secret",
+        None,
+        "The TURN server's shared secret (coturn: use-auth-secret, static-auth-secret); "
+        "it never leaves the node. Required with --turn-urls.",
+        _secret,
+        "SECRET",
+    ),
+    Field(
+        "turn_ttl",
+        86400,
+        "Seconds the TURN credentials in each welcome stay valid.",
+        _int(60, 7 * 86400),
+        "SECONDS",
+    ),
+    Field(
+        "forbid_relay",
+        False,
+        "Never relay: no TURN server is handed out (not even from --ice-servers) and "
+        "clients drop relay candidates.",
+        _bool,
+        "BOOL",
     ),
     Field(
         "tls_cert",
@@ -378,6 +421,10 @@ class Settings:
     resume_grace: float = _default("resume_grace")
     allowed_origins: tuple[str, ...] = _default("allowed_origins")
     ice_servers: list[dict[str, Any]] = _default("ice_servers")  # noqa: RUF009 (a fresh copy each)
+    turn_urls: tuple[str, ...] = _default("turn_urls")
+    turn_secret: str | None = _default("turn_secret")
+    turn_ttl: int = _default("turn_ttl")
+    forbid_relay: bool = _default("forbid_relay")
     tls_cert: str | None = _default("tls_cert")
     tls_key: str | None = _default("tls_key")
     ping_interval: float = _default("ping_interval")
@@ -402,6 +449,11 @@ class Settings:
             raise ConfigError(
                 "--metrics-port / PEA_METRICS_PORT must differ from --port / PEA_PORT: "
                 "metrics are not served on the public port"
+            )
+        if bool(self.turn_urls) != (self.turn_secret is not None):
+            raise ConfigError(
+                "--turn-urls / PEA_TURN_URLS and --turn-secret / PEA_TURN_SECRET go together: "
+                "set both"
             )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError(

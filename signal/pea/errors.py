@@ -111,7 +111,7 @@ class Codes:
     )
     NOT_JOINED = Code(
         "not-joined",
-        "`signal` or `leave` before `join`; or no `join` within `--join-timeout` "
+        "`signal`, `leave` or `outcome` before `join`; or no `join` within `--join-timeout` "
         "(closes with 1008)",
         Close.POLICY,
         retry=True,
@@ -160,6 +160,8 @@ class Errors:
     NAME_NOT_STRING = Codes.BAD_MESSAGE.says("'name' must be a string.")
     NAME_LENGTH = Codes.BAD_MESSAGE.says("'name' must be 1 to {max} characters.")
     RESUME_NOT_STRING = Codes.BAD_MESSAGE.says("'resume' must be a string.")
+    OUTCOME_FIELD = Codes.BAD_MESSAGE.says("'outcome' needs '{key}', one of: {allowed}.")
+    OUTCOME_REASON = Codes.BAD_MESSAGE.says("A 'connected' outcome has no 'reason'.")
 
     TOO_LARGE = Codes.TOO_LARGE.says("Frames may be at most {limit} bytes.")
     BAD_ROOM = Codes.BAD_ROOM.says("A room is 16 to 64 characters of letters, digits, '-' and '_'.")
@@ -167,6 +169,7 @@ class Errors:
 
     NOT_JOINED_LEAVE = Codes.NOT_JOINED.says("Join a room before leaving it.")
     NOT_JOINED_SIGNAL = Codes.NOT_JOINED.says("Join a room before sending signals.")
+    NOT_JOINED_OUTCOME = Codes.NOT_JOINED.says("Join a room before reporting outcomes.")
     NO_JOIN_IN_TIME = Codes.NOT_JOINED.says("No room joined within {seconds} s; connect again.")
     ALREADY_JOINED = Codes.ALREADY_JOINED.says("You are already in a room; leave it first.")
     UNKNOWN_PEER = Codes.UNKNOWN_PEER.says("No other peer of your room has that id.")

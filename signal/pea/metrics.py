@@ -68,6 +68,14 @@ class Metrics:
             ["task"],
             registry=r,
         )
+        self.peer_connections = Counter(
+            "pea_peer_connections",
+            "Outcomes of direct connections, as clients report them: result (connected, "
+            "failed), the candidate types of the pair that connected or, on failure, the "
+            "best gathered on each side (relay > srflx > prflx > host > none), and reason.",
+            ["result", "local", "remote", "reason"],
+            registry=r,
+        )
         self.bus_publishes_dropped: CountedElsewhere | None = None
         self.dropped_slow = Counter(
             "pea_slow_consumers_dropped", "Connections dropped for not reading.", registry=r

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 from pea.bus import Bus, BusUnavailable, Envelope, JoinResult
 from pea.config import Settings
 from pea.hub import Hub
+from pea.ice import IceConfig
 from pea.metrics import Metrics
 from pea.presence import Presence
-from pea.protocol import Close, reconnect_frame
+from pea.protocol import PROTOCOL_VERSION, Close, reconnect_frame
 from pea.resume import ResumeSigner
 from pea.tasks import Supervisor
 
@@ -59,10 +60,16 @@ class Node:
         self._view_checked: dict[str, float] = {}
         self._subscribed: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self.client_config: dict[str, Any] = {
-            "ice_servers": settings.ice_servers,
-            "max_frame_bytes": settings.max_frame_bytes,
-            "resume_grace_ms": int(settings.resume_grace * 1000),
+        self.ice = IceConfig(settings)
+
+    def client_config(self) -> dict[str, Any]:
+        """The welcome's `config`: made per welcome, since TURN credentials are per client."""
+        return {
+            "protocol": PROTOCOL_VERSION,
+            "ice_servers": self.ice.servers(),
+            "relay": self.ice.relay,
+            "max_frame_bytes": self.settings.max_frame_bytes,
+            "resume_grace_ms": int(self.settings.resume_grace * 1000),
         }
 
     # -- lifecycle ----------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Protocol v1 (docs/protocol.md): parsing client frames and building server frames.
+"""Protocol v1.1 (docs/protocol.md): parsing client frames and building server frames.
 
 Parsing is pure: a text frame goes in, a typed message or a `ProtocolError`
 carrying the error code comes out. Nothing here does I/O.
@@ -15,14 +15,18 @@ from typing import Any
 from pea.errors import DEPARTURE_CODES, Close, Errors, ProtocolError
 
 __all__ = [  # Close, DEPARTURE_CODES and ProtocolError live in pea.errors
+    "CANDIDATE_TYPES",
     "DEPARTURE_CODES",
     "MAX_NAME",
+    "OUTCOME_REASONS",
     "PONG_FRAME",
+    "PROTOCOL_VERSION",
     "ROOM_RE",
     "Close",
     "Join",
     "Leave",
     "Message",
+    "Outcome",
     "Ping",
     "ProtocolError",
     "Signal",
@@ -34,6 +38,9 @@ __all__ = [  # Close, DEPARTURE_CODES and ProtocolError live in pea.errors
     "signal_frame",
     "welcome_frame",
 ]
+
+PROTOCOL_VERSION = "1.1"
+"""Sent in the welcome's `config`; a client sends `outcome` only to a node that says 1.1+."""
 
 ROOM_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MAX_NAME = 64
@@ -72,7 +79,24 @@ class Ping:
     pass
 
 
-Message = Join | Signal | Leave | Ping
+CANDIDATE_TYPES = ("host", "srflx", "prflx", "relay", "none")
+"""ICE candidate types an `outcome` may name (`none`: no candidate of any type)."""
+OUTCOME_RESULTS = ("connected", "failed")
+OUTCOME_REASONS = ("ice-failed", "timeout")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one peer connection ended up: only enumerated values, never an address."""
+
+    result: str
+    local: str
+    remote: str
+    reason: str
+    """`none` for a connection that connected."""
+
+
+Message = Join | Signal | Leave | Ping | Outcome
 
 
 def _refuse_constant(name: str) -> Any:
@@ -150,6 +174,8 @@ def parse(text: str) -> Message:
         return Leave()
     if kind == "ping":
         return Ping()
+    if kind == "outcome":
+        return _parse_outcome(obj)
     raise Errors.UNKNOWN_TYPE.error(kind[:32], kind=kind[:32])
 
 
@@ -170,6 +196,28 @@ def _parse_join(obj: dict[str, Any]) -> Join:
     if resume is not None and not isinstance(resume, str):
         raise Errors.RESUME_NOT_STRING.error("join")
     return Join(room, name, resume)
+
+
+def _one_of(obj: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or value not in allowed:
+        raise Errors.OUTCOME_FIELD.error("outcome", key=key, allowed=", ".join(allowed))
+    return value
+
+
+def _parse_outcome(obj: dict[str, Any]) -> Outcome:
+    result = _one_of(obj, "result", OUTCOME_RESULTS)
+    local = _one_of(obj, "local", CANDIDATE_TYPES)
+    remote = _one_of(obj, "remote", CANDIDATE_TYPES)
+    if result == "connected":
+        if "none" in (local, remote):
+            raise Errors.OUTCOME_FIELD.error(
+                "outcome", key="local' and 'remote", allowed=", ".join(CANDIDATE_TYPES[:-1])
+            )
+        if obj.get("reason") is not None:
+            raise Errors.OUTCOME_REASON.error("outcome")
+        return Outcome(result, local, remote, "none")
+    return Outcome(result, local, remote, _one_of(obj, "reason", OUTCOME_REASONS))
 
 
 def _dump(obj: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from pea.protocol import (
     PONG_FRAME,
     Join,
     Leave,
+    Outcome,
     Ping,
     Signal,
     encode_data,
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
     from pea.node import Node
 
 log = logging.getLogger("pea.session")
+
+
+MAX_OUTCOMES = 64
+"""Outcomes counted per connection; more are ignored (a sharer reports one per receiver)."""
 
 
 def new_peer_id() -> str:
@@ -62,7 +67,11 @@ def wanted(env: Envelope, me: str | None, told: Container[str] | None = None) ->
 
 
 class Session:
+<<<<<<< HEAD
     __slots__ = ("buffered", "conn", "info", "joining", "node", "on_left", "peer", "room")
+=======
+    __slots__ = ("buffered", "conn", "info", "joining", "node", "outcomes_left", "peer", "room")
+>>>>>>> nat
 
     def __init__(self, node: Node, conn: Connection) -> None:
         self.node = node
@@ -73,8 +82,13 @@ class Session:
         self.joining = False
         self.buffered: list[str] | None = None
         """Bus envelopes for the room while this session's join is in flight."""
+<<<<<<< HEAD
         self.on_left: Callable[[], None] | None = None
         """Called when the client leaves its room and stays connected (join deadline)."""
+=======
+        self.outcomes_left = MAX_OUTCOMES
+        """Outcomes this connection may still have counted: one client cannot skew them."""
+>>>>>>> nat
 
     def __repr__(self) -> str:
         return f"<Session room={self.room} peer={self.peer}>"
@@ -101,6 +115,9 @@ class Session:
             elif isinstance(message, Ping):
                 frames_in.inc("ping")
                 conn.send(PONG_FRAME)
+            elif isinstance(message, Outcome):
+                frames_in.inc("outcome")
+                self._outcome(message)
         except ProtocolError as exc:
             if exc.code in INVALID_FRAME_CODES:
                 frames_in.inc("invalid")
@@ -152,7 +169,7 @@ class Session:
         peers = [{"peer": p, "name": n} for p, n in result.members.items()]
         conn.send(
             welcome_frame(
-                room, result.peer, peers, node.signer.issue(room, result.peer), node.client_config
+                room, result.peer, peers, node.signer.issue(room, result.peer), node.client_config()
             )
         )
         # Events published while the join was in flight, minus those the member
@@ -179,6 +196,16 @@ class Session:
             await node.bus.publish(room, Envelope.signal(to, time.time_ns(), frame))
         except BusUnavailable:
             raise Errors.UNAVAILABLE_SIGNAL.error("signal") from None
+
+    def _outcome(self, msg: Outcome) -> None:
+        if self.room is None:
+            raise Errors.NOT_JOINED_OUTCOME.error("outcome")
+        if self.outcomes_left <= 0:
+            return
+        self.outcomes_left -= 1
+        self.node.metrics.peer_connections.labels(
+            msg.result, msg.local, msg.remote, msg.reason
+        ).inc()
 
     async def release(self, departure: bool) -> None:
         """Take the peer out of its room: a departure at once, otherwise after the grace period."""

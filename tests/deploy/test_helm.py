@@ -220,6 +220,11 @@ def test_everything_on(everything: list[dict[str, Any]]) -> None:
     assert config["PEA_TRUSTED_PROXIES"] == "10.244.0.0/16, fd00:10:244::/56"
     assert config["PEA_MAX_CONNECTIONS_PER_CLIENT"] == "200"
     assert config["PEA_METRICS_PORT"] == "9100"
+    # TURN: the URLs in the ConfigMap, the shared secret only from its Secret.
+    assert config["PEA_TURN_URLS"].startswith("turn:turn.example.com:3478")
+    assert "PEA_TURN_SECRET" not in config
+    secret_ref = env_of(pea)["PEA_TURN_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert secret_ref == {"name": "pea-turn", "key": "turn-secret"}
 
 
 @pytest.mark.parametrize("fixture", ["defaults", "everything"])
@@ -353,11 +358,16 @@ def test_external_redis_without_password() -> None:
         (["--set", "config.trustedProxies=nginx"], "trustedProxies"),
         (["--set", "redis.cluster.seeds={redis://r1:7000}"], "seeds"),
         (["--set", "secrets.existingSecret=x"], "secrets"),
+        (["--set", "turn.urls=turn:t.example:3478"], "turn.existingSecret"),
         (["--set", "autoscaling.enabled=true", "--set", "autoscaling.minReplicas=9",
           "--set", "autoscaling.maxReplicas=3"], "minReplicas"),
     ],
     ids=["grace", "drain", "inline-password", "peers", "log-level", "metrics-on-http",
+<<<<<<< HEAD
          "proxy-name", "cluster-seed-url", "typo", "hpa"],
+=======
+         "proxy-name", "typo", "turn-without-secret", "hpa"],
+>>>>>>> nat
 )  # fmt: skip
 def test_bad_values_are_refused(args: list[str], message: str) -> None:
     out = helm_template(*args, check=False)

@@ -66,9 +66,10 @@ def launch(
     chromium_args: list[str] | None = None,
     firefox_prefs: dict[str, Any] | None = None,
     downloads_path: Path | None = None,
+    timeout_ms: int = 30000,
 ) -> Any:
     """A headless browser of `engine`. Extra args/prefs add to (or override) the base ones."""
-    extra: dict[str, Any] = {"timeout": 30000}
+    extra: dict[str, Any] = {"timeout": timeout_ms}
     if downloads_path is not None:
         extra["downloads_path"] = str(downloads_path)
     if engine == "chromium":

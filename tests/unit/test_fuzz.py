@@ -12,7 +12,18 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from pea.errors import CODES
-from pea.protocol import Join, Leave, Ping, ProtocolError, Signal, encode_data, parse
+from pea.protocol import (
+    CANDIDATE_TYPES,
+    OUTCOME_REASONS,
+    Join,
+    Leave,
+    Outcome,
+    Ping,
+    ProtocolError,
+    Signal,
+    encode_data,
+    parse,
+)
 from tests.support.inproc import OTHER_ROOM, ROOM, peers_of
 
 ERROR_CODES = set(CODES)
@@ -76,6 +87,14 @@ frames = st.one_of(
             "data": json_values,
         },
     ).map(json.dumps),
+    st.fixed_dictionaries(
+        {"type": st.just("outcome")},
+        optional={
+            key: st.sampled_from([*CANDIDATE_TYPES, *OUTCOME_REASONS, "connected", "failed"])
+            | json_values
+            for key in ("result", "local", "remote", "reason")
+        },
+    ).map(json.dumps),
     hostile_frames,
 )
 
@@ -122,10 +141,10 @@ def test_random_frames_are_answered_per_protocol(make_client: Callable[..., Test
             if isinstance(message, Ping):
                 answers.append(reply)  # the frame's own pong; the barrier's comes next
                 fuzzer.expect("pong")
-            # A successful leave is the one frame that gets no answer.
-            silent = isinstance(message, Leave) and state["joined"]
+            # A successful leave and a valid outcome in a room are the frames without answer.
+            silent = isinstance(message, Leave | Outcome) and state["joined"]
             assert len(answers) == (0 if silent else 1), (frame, answers)
-            if silent:
+            if silent and isinstance(message, Leave):
                 state["joined"] = False
             if answers and answers[0]["type"] == "welcome":
                 state["joined"] = True

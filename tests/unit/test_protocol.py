@@ -5,6 +5,7 @@ import pytest
 from pea.protocol import (
     Join,
     Leave,
+    Outcome,
     Ping,
     ProtocolError,
     Signal,
@@ -31,6 +32,12 @@ def test_messages_parse_to_their_types() -> None:
     assert parse('{"type":"signal","to":"p","data":null}') == Signal("p", None)
     assert parse('{"type":"leave"}') == Leave()
     assert parse('{"type":"ping","extra":[1,2]}') == Ping()
+    assert parse(
+        '{"type":"outcome","result":"connected","local":"relay","remote":"srflx","reason":null}'
+    ) == Outcome("connected", "relay", "srflx", "none")
+    assert parse(
+        '{"type":"outcome","result":"failed","local":"none","remote":"host","reason":"timeout"}'
+    ) == Outcome("failed", "none", "host", "timeout")
 
 
 @pytest.mark.parametrize(
@@ -56,6 +63,8 @@ def test_messages_parse_to_their_types() -> None:
         ('{"type":"signal","to":"p"}', "bad-message"),
         ('{"type":"signal","to":1,"data":1}', "bad-message"),
         ("[" * 100000, "bad-json"),
+        ('{"type":"outcome"}', "bad-message"),
+        ('{"type":"outcome","result":"failed","local":"host","remote":"host"}', "bad-message"),
     ],
 )
 def test_malformed_frames_get_the_protocol_error_code(text: str, code: str) -> None:

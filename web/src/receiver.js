@@ -196,7 +196,7 @@ export class Receiver extends EventTarget {
       else this.set("connecting-peer");
       let link;
       try {
-        link = new PeerLink({ remote: from, role: "answerer", iceServers: this.room.iceServers, send: (k, p) => this.room.send(from, k, p) });
+        link = new PeerLink({ remote: from, role: "answerer", ...this.room.linkOptions(), send: (k, p) => this.room.send(from, k, p) });
       } catch (err) {
         // main.js checks for WebRTC first; this is for a browser that has it yet refuses here.
         this.final = true;

@@ -44,6 +44,12 @@ export class Room extends EventTarget {
     return Array.isArray(this.config.ice_servers) ? this.config.ice_servers : [];
   }
 
+  /** What every PeerLink of this room needs to know about ICE: servers, relay policy, where outcomes go. */
+  linkOptions() {
+    const relay = ["on", "off", "forbidden"].includes(this.config.relay) ? this.config.relay : "off";
+    return { iceServers: this.iceServers, relay, report: (/** @type {object} */ o) => this.sig.outcome(o) };
+  }
+
   start() {
     this.sig.start();
   }

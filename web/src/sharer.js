@@ -199,7 +199,7 @@ export class Sharer extends EventTarget {
     const r = old ?? { peer, number: ++this.count, uploads: new Set(), slots: new Slots(), done: 0, problem: null, lastError: null };
     r.state = "connecting";
     r.problem = null;
-    r.link = new PeerLink({ remote: peer, role: "offerer", iceServers: this.room.iceServers, send: (kind, payload) => this.room.send(peer, kind, payload) });
+    r.link = new PeerLink({ remote: peer, role: "offerer", ...this.room.linkOptions(), send: (kind, payload) => this.room.send(peer, kind, payload) });
     this.receivers.set(peer, r);
     const link = r.link;
     link.addEventListener("control", (e) => {

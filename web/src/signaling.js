@@ -1,5 +1,5 @@
 // @ts-check
-// WebSocket client of the signalling protocol v1 (docs/protocol.md). Keeps one membership in one room alive
+// WebSocket client of the signalling protocol v1.1 (docs/protocol.md). Keeps one membership in one room alive
 // across lost connections (backoff, `reconnect`, `resume`), and reports its
 // state as events the UI can put into words.
 import { ERRORS } from "./errors.gen.js";
@@ -157,6 +157,7 @@ export class Signaling extends EventTarget {
     }
   }
 
+<<<<<<< HEAD
   /**
    * Ping now and start over if nothing comes back soon: after the network changed, a
    * connection can look open for long without carrying anything.
@@ -176,6 +177,13 @@ export class Signaling extends EventTarget {
       ws.close(CLOSE_RECONNECT, "no answer");
       this.scheduleRetry("the connection to the server was lost");
     }, timeoutMs);
+=======
+  /** Report how a direct connection ended (protocol 1.1+; an older node would call it bad-message). */
+  outcome(report) {
+    const minor = /^1\.(\d+)$/.exec(String(this.config?.protocol ?? ""));
+    if (!minor || Number(minor[1]) < 1) return;
+    if (this.ws && this.ws.readyState === 1 && this.state === "joined") this.ws.send(JSON.stringify({ type: "outcome", ...report }));
+>>>>>>> nat
   }
 
   rawSignal(to, data) {

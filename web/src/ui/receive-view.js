@@ -8,6 +8,7 @@ import { formatBytes, progressText } from "./format.js";
 import { banner, h, setText, syncList } from "./dom.js";
 import { receiveErrorText } from "./transfer-words.js";
 import { memoryNotice } from "./unsupported.js";
+import { connectionDetails, relayAdvice, relayedBadge, TRY_WORDS } from "./connection-view.js";
 
 export const V1_LINK_SENTENCE =
   "This link was made by an older version of pea, which this page no longer accepts (it could not tell the sharer from anyone else holding the link). Nothing was downloaded: ask the sharer to share again and send you the new link.";
@@ -84,7 +85,8 @@ function statusText(rx) {
     case "no-route": {
       // Some browsers (Firefox) give up at once where no network path exists; others wait for our bound.
       const why = rx.detail === "ice-failed" ? "the two browsers found no network path to each other" : `nothing answered within ${CONNECT_TIMEOUT_MS / 1000} s`;
-      return `No direct connection to the sharer: ${why}. A strict NAT or firewall is probably between you. pea never relays files through a server (TURN is off by design). Try both devices on the same network, or another network such as a phone hotspot.`;
+      const advice = relayAdvice(rx.link?.relay);
+      return `No direct connection to the sharer: ${why}. A strict NAT or firewall is probably between you; ${advice}. ${TRY_WORDS}`;
     }
     case "tampered":
       return `Connection refused: tampering detected. ${TAMPERED_WORDS[rx.detail?.code]?.(rx.detail) ?? ""}`;
@@ -110,12 +112,15 @@ export function receiveView({ receiver, path }) {
   const all = h("button", { type: "button", class: "button primary", "data-testid": "download-all", disabled: true, onclick: () => receiver.downloadAll() }, "Download all as .zip");
   const empty = h("p", { class: "muted" }, "No files yet.");
   const memoryBox = h("div", { "data-testid": "memory-mode" });
+  const badge = relayedBadge();
+  const details = connectionDetails();
   let shownMemory = "";
   const root = h(
     "section",
     { class: "card receive" },
     h("h1", {}, "Files shared with you"),
     status,
+    badge.el,
     alerts,
     memoryBox,
     h("div", { class: "actions" }, all, allBar, allState),
@@ -123,6 +128,7 @@ export function receiveView({ receiver, path }) {
     list,
     notesHead,
     notes,
+    details.el,
   );
 
   let shownAlerts = 0;
@@ -144,6 +150,8 @@ export function receiveView({ receiver, path }) {
     setText(status, statusText(receiver));
     status.dataset.state = receiver.state;
     status.classList.toggle("bad", ["sharer-left", "lost", "no-route", "tampered", "failed", "reconnecting"].includes(receiver.state));
+    badge.update(receiver.link);
+    details.update(receiver.link);
     for (; shownAlerts < receiver.alerts.length; shownAlerts++) {
       const a = receiver.alerts[shownAlerts];
       const text = ALERT_WORDS[a.code]?.(a) ?? a.code;

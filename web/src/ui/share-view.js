@@ -7,6 +7,7 @@ import { formatBytes, progressText } from "./format.js";
 import { banner, h, setText, syncList } from "./dom.js";
 import { pickFolder } from "./pickers.js";
 import { sendErrorText } from "./transfer-words.js";
+import { connectionDetails, relayAdvice, relayedBadge, TRY_WORDS } from "./connection-view.js";
 
 export function startView({ input, onFiles, onNote }) {
   const note = h("textarea", { id: "note", rows: 3, maxlength: 20000, placeholder: "A link, a password hint, a few lines…" });
@@ -61,11 +62,12 @@ const receiverLabel = (n) => `Receiver ${n}`;
 
 // Why a receiver could not be reached, true in every engine: Firefox fails ICE within
 // seconds where no path exists ("ice-failed"), Chromium may wait out our bound ("timeout").
-/** @type {Record<string, (info: {message?: string}) => string>} */
+/** @type {Record<string, (info: {message?: string, relay?: string}) => string>} */
 const PROBLEM_WORDS = {
   lost: () => "the direct connection was lost.",
-  "ice-failed": () => "no direct connection could be made: your browsers found no network path to each other (strict NAT or firewall between you; TURN relays are off by design).",
-  timeout: () => `no direct connection could be made within ${CONNECT_TIMEOUT_MS / 1000} s (strict NAT or firewall between you; TURN relays are off by design).`,
+  "ice-failed": ({ relay }) =>
+    `no direct connection could be made: your browsers found no network path to each other (a strict NAT or firewall is between you), and ${relayAdvice(relay)}. ${TRY_WORDS}`,
+  timeout: ({ relay }) => `no direct connection could be made within ${CONNECT_TIMEOUT_MS / 1000} s (a strict NAT or firewall is between you), and ${relayAdvice(relay)}. ${TRY_WORDS}`,
   "refused-offer": () => "refused our offer: what it received from us had been altered on the way.",
   altered: () => "its connection details were altered on the way; refused.",
   setup: ({ message }) => `could not connect (${message})`,
@@ -143,6 +145,8 @@ export function shareView({ sharer, link, input, onFiles, onNote }) {
     receiverList,
   );
 
+  /** @type {WeakMap<Element, {badge: ReturnType<typeof relayedBadge>, details: ReturnType<typeof connectionDetails>}>} */
+  const linkViews = new WeakMap();
   let server = { state: "connecting" };
   sharer.room.on("state", (s) => {
     server = s;
@@ -177,7 +181,22 @@ export function shareView({ sharer, link, input, onFiles, onNote }) {
       receiverList,
       rs,
       (r) => r.peer,
-      () => h("li", { class: "receiver" }, h("span", { class: "name" }), h("span", { class: "meta" }), h("progress", { max: 1, value: 0 }), h("span", { class: "detail" })),
+      () => {
+        const badge = relayedBadge();
+        const details = connectionDetails();
+        const row = h(
+          "li",
+          { class: "receiver" },
+          h("span", { class: "name" }),
+          badge.el,
+          h("span", { class: "meta" }),
+          h("progress", { max: 1, value: 0 }),
+          h("span", { class: "detail" }),
+          details.el,
+        );
+        linkViews.set(row, { badge, details });
+        return row;
+      },
       (row, r) => {
         setText(row.querySelector(".name"), receiverLabel(r.number));
         row.dataset.state = r.state;
@@ -187,7 +206,10 @@ export function shareView({ sharer, link, input, onFiles, onNote }) {
         const bar = row.querySelector("progress");
         bar.hidden = !up?.meter;
         if (up?.meter) bar.value = up.meter.fraction;
-        const problem = r.problem ? (PROBLEM_WORDS[r.problem.code]?.(r.problem.info ?? {}) ?? r.problem.code) : "";
+        const problem = r.problem ? (PROBLEM_WORDS[r.problem.code]?.({ ...r.problem.info, relay: r.link?.relay }) ?? r.problem.code) : "";
+        const views = linkViews.get(row);
+        views?.badge.update(r.link);
+        views?.details.update(r.link);
         const last = r.lastError ? `“${r.lastError.name}”: ${sendErrorText(r.lastError.error)}` : "";
         const detail = up?.meter ? progressText(up.meter) : [problem, last].filter(Boolean).join(" ");
         setText(row.querySelector(".detail"), detail);

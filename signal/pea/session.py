@@ -67,11 +67,17 @@ def wanted(env: Envelope, me: str | None, told: Container[str] | None = None) ->
 
 
 class Session:
-<<<<<<< HEAD
-    __slots__ = ("buffered", "conn", "info", "joining", "node", "on_left", "peer", "room")
-=======
-    __slots__ = ("buffered", "conn", "info", "joining", "node", "outcomes_left", "peer", "room")
->>>>>>> nat
+    __slots__ = (
+        "buffered",
+        "conn",
+        "info",
+        "joining",
+        "node",
+        "on_left",
+        "outcomes_left",
+        "peer",
+        "room",
+    )
 
     def __init__(self, node: Node, conn: Connection) -> None:
         self.node = node
@@ -82,13 +88,10 @@ class Session:
         self.joining = False
         self.buffered: list[str] | None = None
         """Bus envelopes for the room while this session's join is in flight."""
-<<<<<<< HEAD
         self.on_left: Callable[[], None] | None = None
         """Called when the client leaves its room and stays connected (join deadline)."""
-=======
         self.outcomes_left = MAX_OUTCOMES
         """Outcomes this connection may still have counted: one client cannot skew them."""
->>>>>>> nat
 
     def __repr__(self) -> str:
         return f"<Session room={self.room} peer={self.peer}>"

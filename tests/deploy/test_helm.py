@@ -363,11 +363,7 @@ def test_external_redis_without_password() -> None:
           "--set", "autoscaling.maxReplicas=3"], "minReplicas"),
     ],
     ids=["grace", "drain", "inline-password", "peers", "log-level", "metrics-on-http",
-<<<<<<< HEAD
-         "proxy-name", "cluster-seed-url", "typo", "hpa"],
-=======
-         "proxy-name", "typo", "turn-without-secret", "hpa"],
->>>>>>> nat
+         "proxy-name", "cluster-seed-url", "typo", "turn-without-secret", "hpa"],
 )  # fmt: skip
 def test_bad_values_are_refused(args: list[str], message: str) -> None:
     out = helm_template(*args, check=False)

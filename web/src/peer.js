@@ -10,13 +10,9 @@
 
 export const CONNECT_TIMEOUT_MS = 20000;
 const PING_MS = 2000; // heartbeat on the control channel…
-<<<<<<< HEAD
 // A lost connection now costs a resume, not the downloads: notice it soon.
 const SILENCE_MS = 8000; // …whose absence this long means the peer is gone (a closed tab sends nothing)
 const DISCONNECTED_MS = 4000; // ICE "disconnected" this long counts as lost
-=======
-const SILENCE_MS = 12000; // …whose absence this long means the peer is gone (a closed tab sends nothing)
-const DISCONNECTED_MS = 6000; // ICE "disconnected" this long counts as lost
 const STATS_MS = 1000; // reading the pair in use may not hold up the connection longer
 export const CANDIDATE_TYPES = ["host", "srflx", "prflx", "relay"];
 const BEST_FIRST = ["relay", "srflx", "prflx", "host"];
@@ -38,7 +34,6 @@ export function serversFor(iceServers, relay) {
   if (relay !== "forbidden") return servers;
   return servers.map((s) => ({ ...s, urls: [s.urls].flat().filter((u) => typeof u === "string" && !/^turns?:/i.test(u)) })).filter((s) => s.urls.length > 0);
 }
->>>>>>> nat
 
 export class PeerLink extends EventTarget {
   /**

@@ -157,7 +157,6 @@ export class Signaling extends EventTarget {
     }
   }
 
-<<<<<<< HEAD
   /**
    * Ping now and start over if nothing comes back soon: after the network changed, a
    * connection can look open for long without carrying anything.
@@ -177,13 +176,13 @@ export class Signaling extends EventTarget {
       ws.close(CLOSE_RECONNECT, "no answer");
       this.scheduleRetry("the connection to the server was lost");
     }, timeoutMs);
-=======
+  }
+
   /** Report how a direct connection ended (protocol 1.1+; an older node would call it bad-message). */
   outcome(report) {
     const minor = /^1\.(\d+)$/.exec(String(this.config?.protocol ?? ""));
     if (!minor || Number(minor[1]) < 1) return;
     if (this.ws && this.ws.readyState === 1 && this.state === "joined") this.ws.send(JSON.stringify({ type: "outcome", ...report }));
->>>>>>> nat
   }
 
   rawSignal(to, data) {

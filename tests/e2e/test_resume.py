@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.flows import fragment, row, saved
+from tests.e2e.flows import fragment, row, saved, wait_for_percent
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.netlab import SERVER_ADDRESS, Host, Lab, lab, namespaces_supported
 from tests.support.pages import MiB, Pages, sha256_file, write_random
@@ -130,18 +130,6 @@ def start_download(
     return sharer, receiver, info.value, receiver_host
 
 
-def received(receiver: Any) -> float:
-    text = row(receiver, "big.bin").locator(".detail").inner_text()
-    return float(text.split("%")[0]) if "%" in text else 0.0
-
-
-def wait_until_received(receiver: Any, percent: float, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while received(receiver) < percent:
-        assert time.monotonic() < deadline, f"stuck at {received(receiver)} %"
-        time.sleep(0.2)
-
-
 def finish_and_check(sharer: Any, receiver: Any, download: Any, big_file: Path) -> None:
     detail = row(receiver, "big.bin").locator(".detail")
     expect(detail).to_contain_text("resumed at", timeout=90000)
@@ -157,7 +145,7 @@ def finish_and_check(sharer: Any, receiver: Any, download: Any, big_file: Path) 
 def test_download_survives_link_down(pages: Pages, net: Lab, node: PeaNode, big_file: Path) -> None:
     """The receiver's link goes down for 8 s in the middle of the download, then comes back."""
     sharer, receiver, download, host = start_download(pages, net, node, big_file)
-    wait_until_received(receiver, 30)
+    wait_for_percent(receiver, "big.bin", 30)
     net.set_link(host, up=False)
     status = receiver.locator("[data-testid=status]")
     expect(status).to_contain_text("Reconnecting", timeout=20000)
@@ -173,6 +161,6 @@ def test_download_survives_address_change(
     """The receiver moves to another network in the middle of the download: a new link with
     a new address, the old one removed (a laptop leaving one Wi-Fi for another)."""
     sharer, receiver, download, host = start_download(pages, net, node, big_file)
-    wait_until_received(receiver, 30)
+    wait_for_percent(receiver, "big.bin", 30)
     net.move(host)
     finish_and_check(sharer, receiver, download, big_file)

@@ -124,3 +124,17 @@ def assert_not_finished(dl: Download, size: int, since: float) -> None:
     for p in folder.iterdir():
         if p.name.startswith(stem) and p.suffix != ".part" and p.stat().st_mtime >= since:
             assert p.stat().st_size != size, f"{p.name} was saved whole"
+
+
+def percent(page: Page, name: str) -> float:
+    """How far a running download of `name` is, as its row says ("37% · …"); 0 otherwise."""
+    text = row(page, name).locator(".detail").inner_text()
+    head = text.split("%")[0]
+    return float(head) if "%" in text and head.isdigit() else 0.0
+
+
+def wait_for_percent(page: Page, name: str, at_least: float, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while percent(page, name) < at_least:
+        assert time.monotonic() < deadline, f"{name} stuck at {percent(page, name)} %"
+        time.sleep(0.2)

@@ -55,6 +55,9 @@ def test_sharer_leaving_mid_file_is_explained(
     sharer = pages.new()
     link = share(sharer, node_a.url, list(files.values()))
     receiver = pages.new()
+    # A receiver waits for a sharer that closed (or reloaded) its page to come back, two
+    # minutes in the page; this test shortens that to see the end.
+    receiver.context.add_init_script("window.__peaResumeMs = 3000")
     open_link(receiver, node_b.url + "/" + fragment(link), expect_files=2)
     clicked = time.time()
     with receiver.expect_download() as info:
@@ -63,6 +66,7 @@ def test_sharer_leaving_mid_file_is_explained(
     expect(row(receiver, "large.bin")).to_contain_text("left", timeout=60000)  # "… s left"
     sharer.close()
     status = receiver.locator("[data-testid=status]")
+    expect(status).to_contain_text("closed or reloaded their page", timeout=15000)
     expect(status).to_have_text(
         "The sharer left: they closed the page or lost their network. Ask them to share again.",
         timeout=15000,

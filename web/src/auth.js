@@ -64,10 +64,10 @@ export function warmUp() {
 }
 
 /** A new share: 16 random secret bytes and a fresh Ed25519 key pair, whose commitment goes in the link. */
-export function newShare(seed = random(32)) {
+export function newShare(seed = random(32), secret = b64url(random(16))) {
   const secretKey = seed;
   const publicKey = ed25519.getPublicKey(secretKey);
-  return { secret: b64url(random(16)), secretKey, publicKey, commit: commitOf(publicKey) };
+  return { secret, secretKey, publicKey, commit: commitOf(publicKey) };
 }
 
 export function fragmentOf(secret, commit) {

@@ -1,7 +1,7 @@
 // @ts-check
 // Entry point: a URL with a secret in its fragment receives; anything else
 // is the start page, which becomes a share as soon as something is picked.
-import { fragmentOf, newShare, parseFragment, warmUp } from "./auth.js";
+import { fragmentOf, fromB64url, newShare, parseFragment, warmUp } from "./auth.js";
 import { downloadPath, memoryBudget, MEMORY_LIMIT_BYTES, missingForTransfer } from "./capabilities.js";
 import { setupDownloads } from "./download.js";
 import { Receiver } from "./receiver.js";
@@ -12,6 +12,7 @@ import { acceptDrops, filesFromInput } from "./ui/pickers.js";
 import { receiveView, refusedLinkView } from "./ui/receive-view.js";
 import { shareView, startView } from "./ui/share-view.js";
 import { unsupportedView } from "./ui/unsupported.js";
+import { b64url } from "./util.js";
 
 const app = /** @type {HTMLElement} */ (document.getElementById("app"));
 
@@ -19,17 +20,38 @@ function show(view) {
   app.replaceChildren(view);
 }
 
+// The share's secret and private key, kept for this tab only, so a reload (or a tab the
+// browser discarded) keeps the link working: receivers continue once the files are back.
+const KEPT = "pea-share";
+
+function keptShare() {
+  try {
+    const k = JSON.parse(sessionStorage.getItem(KEPT) ?? "null");
+    const seed = fromB64url(k?.seed);
+    if (seed?.length === 32 && fromB64url(k.secret)?.length === 16) return newShare(seed, k.secret);
+  } catch {}
+  return null;
+}
+
+function keep(share) {
+  try {
+    sessionStorage.setItem(KEPT, JSON.stringify({ secret: share.secret, seed: b64url(share.secretKey) }));
+  } catch {} // storage off: the share works, it just does not outlive a reload
+}
+
 function startPage() {
   const input = h("input", { type: "file", multiple: true, id: "pick-files", class: "visually-hidden" });
   /** @type {Promise<Sharer> | null} */
   let sharing = null;
+  const kept = keptShare();
   const begin = () => {
     sharing ??= (async () => {
-      const share = newShare();
+      const share = kept ?? newShare();
+      keep(share);
       const room = new Room(share);
       const sharer = new Sharer(room);
       const link = `${location.origin}/#${fragmentOf(share.secret, share.commit)}`;
-      show(shareView({ sharer, link, input, onFiles, onNote }));
+      show(shareView({ sharer, link, input, onFiles, onNote, restored: kept !== null }));
       room.start();
       addEventListener("beforeunload", (e) => {
         if ([...sharer.receivers.values()].some((r) => r.state === "connected")) e.preventDefault();
@@ -46,7 +68,8 @@ function startPage() {
     if (entries.length) onFiles(entries);
   });
   acceptDrops(document.body, onFiles);
-  show(startView({ input, onFiles, onNote }));
+  if (kept) begin();
+  else show(startView({ input, onFiles, onNote }));
 }
 
 function receivePage({ secret, commit }) {

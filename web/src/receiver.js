@@ -17,12 +17,18 @@ const MANIFEST_MS = 5000; // after a new connection, how long a paused download'
 const RETRY_CHANNEL_MS = 1000; // a get channel the sharer closed on a live connection: ask again after this
 const MAX_INTERRUPTS = 3; // …at most this many times in a row without a verified block in between
 
+/** RESUME_MS, or a shorter wait a browser test sets (it cannot wait two minutes for a sentence). */
+function resumeMs() {
+  const forTests = /** @type {any} */ (globalThis).__peaResumeMs;
+  return Number.isFinite(forTests) && forTests > 0 ? forTests : RESUME_MS;
+}
+
 /**
  * What the view needs to say, as codes (ui/receive-view.js has the sentences).
  * `state`: "connecting-server" | "server-offline" | "waiting" | "no-sharer" |
  * "connecting-peer" | "connected" | "reconnecting" | "sharer-left" | "lost" | "no-route" |
  * "tampered" | "failed"; `detail` qualifies it: for "no-route" "ice-failed" | "timeout"; for
- * "reconnecting" {since, deadline} (performance.now() times); for
+ * "reconnecting" {why: "lost" | "left", since, deadline} (performance.now() times); for
  * "tampered" {code: "altered", kind} (a signal to us did not verify) or {code:
  * "refused-answer"} (the sharer saw ours altered); for "failed" {code: "refused",
  * message} (the server's words), {code: "version"} (the sharer's page speaks another
@@ -47,7 +53,7 @@ export class Receiver extends EventTarget {
     this.link = null;
     this.sharerLeft = false;
     this.downloads = new Map(); // file id (or "*") → {meter, error, done, resumedAt, paused}
-    /** @type {{since: number, deadline: number, timer: ReturnType<typeof setTimeout>, hellos: ReturnType<typeof setInterval>} | null} */
+    /** @type {{why: "lost" | "left", since: number, deadline: number, timer: ReturnType<typeof setTimeout>, hellos: ReturnType<typeof setInterval>} | null} */
     this.reconnect = null;
     this.active = new Set(); // running transfers, aborted together if the sharer goes
     room.on("state", (s) => this.onServerState(s));
@@ -124,8 +130,9 @@ export class Receiver extends EventTarget {
     // A live direct link outlasts the server: believe "left" only if the sharer stops answering.
     const link = this.link;
     if (link && (await link.probe(3000))) return;
-    if (this.link !== link) return;
+    if (this.link !== link || this.reconnect) return; // meanwhile lost: the resume wait decides
     link?.fail("left");
+    if (this.reconnect) return; // downloads were under way: it may be reloading, wait for it
     this.final = true;
     this.set("sharer-left");
   }
@@ -216,7 +223,11 @@ export class Receiver extends EventTarget {
           // One attempt at a new connection failed (the network may still be down): the
           // sharer offers again on our next hello, until the deadline.
         } else if (state === "failed" && reason === "lost" && !this.final) {
-          this.lost();
+          this.lost("lost");
+        } else if (((state === "failed" && reason === "left") || (state === "closed" && reason !== "local")) && !this.final && this.unfinished()) {
+          // The sharer closed or reloaded its page: a reloaded share keeps its link, and
+          // downloads continue if the same files are added again in time.
+          this.lost("left");
         } else if (state === "failed") {
           this.final = true;
           this.abortAll(reason === "left" ? "left" : "lost");
@@ -237,11 +248,12 @@ export class Receiver extends EventTarget {
 
   onControl(ch) {
     let first = true;
-    // A new connection lists the files again, from the start (their ids may have changed).
-    this.files = new Map();
+    // A new connection lists everything again: notes start over; files are listed by id, so
+    // the same ids replace theirs (a reloaded sharer may number them anew: findFile copes),
+    // and a paused download's file stays on screen while the sharer adds it again.
     this.notes = [];
     clearTimeout(this.manifestTimer);
-    this.manifestTimer = setTimeout(() => this.unmatched(), MANIFEST_MS);
+    this.manifestTimer = setTimeout(() => this.unmatched(), Math.max(MANIFEST_MS, (this.matchBy ?? 0) - performance.now()));
     ch.onmessage = (ev) => {
       if (typeof ev.data !== "string") return;
       const m = parse(ev.data);
@@ -267,23 +279,33 @@ export class Receiver extends EventTarget {
     };
   }
 
-  /** The direct connection was lost: pause every download and try to connect again, for a while. */
-  lost() {
+  /** Are downloads under way (a reason to wait for the sharer rather than give up at once)? */
+  unfinished() {
+    return this.active.size > 0;
+  }
+
+  /**
+   * The direct connection was lost ("lost"), or the sharer's page went away ("left"): pause
+   * every download and try to connect again, for a while.
+   * @param {"lost" | "left"} why
+   */
+  lost(why) {
     for (const t of this.active) t.drop();
     for (const d of this.downloads.values()) if (!d.done && !d.error) d.paused = true;
     const now = performance.now();
     if (!this.reconnect) {
       this.reconnect = {
+        why,
         since: now,
-        deadline: now + RESUME_MS,
-        timer: setTimeout(() => this.giveUp(), RESUME_MS),
+        deadline: now + resumeMs(),
+        timer: setTimeout(() => this.giveUp(), resumeMs()),
         hellos: setInterval(() => this.sharer && this.hello(this.sharer), HELLO_EVERY_MS),
       };
     }
     // The network that dropped the direct link may have left the server connection half-open.
     this.room.checkServer();
     if (this.sharer) this.hello(this.sharer);
-    this.set("reconnecting", { since: this.reconnect.since, deadline: this.reconnect.deadline });
+    this.set("reconnecting", { why: this.reconnect.why, since: this.reconnect.since, deadline: this.reconnect.deadline });
   }
 
   stopReconnecting() {
@@ -295,15 +317,23 @@ export class Receiver extends EventTarget {
 
   /** No new connection in time: the paused downloads fail, saying why. */
   giveUp() {
+    const left = this.reconnect?.why === "left";
     this.stopReconnecting();
     this.final = true;
     this.link?.close();
-    this.abortAll("gave-up");
-    this.set("lost", "gave-up");
+    this.abortAll(left ? "left" : "gave-up");
+    if (left) this.set("sharer-left");
+    else this.set("lost", "gave-up");
   }
 
-  /** A new connection is up: downloads continue once the sharer has listed their files again. */
+  /**
+   * A new connection is up: downloads continue once the sharer has listed their files again.
+   * A sharer that reloaded its page lists them only when the person has added them again:
+   * they may take until the end of the resume window to appear.
+   */
   reconnected() {
+    const r = this.reconnect;
+    this.matchBy = r?.why === "left" ? r.deadline : 0;
     this.stopReconnecting();
   }
 

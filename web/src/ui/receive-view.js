@@ -14,6 +14,9 @@ export const V1_LINK_SENTENCE =
   "This link was made by an older version of pea, which this page no longer accepts (it could not tell the sharer from anyone else holding the link). Nothing was downloaded: ask the sharer to share again and send you the new link.";
 export const V2_LINK_SENTENCE =
   "This link was made by an older version of pea, which this page no longer accepts (it cannot resume a broken transfer). Nothing was downloaded: ask the sharer to share again and send you the new link.";
+// Downloads survive a lost network and a sharer's reload, not a reload of this page (its
+// verified bytes live in the browser's download, which a new page cannot append to).
+export const RELOAD_SENTENCE = "Keep this page open until your downloads finish: if it is reloaded or closed, they start over.";
 export const IMPOSTOR_SENTENCE = "Someone else who has this link tried to pose as the sharer; pea ignored them.";
 
 /** @type {Record<string, (d: {kind?: string, message?: string}) => string>} */
@@ -52,7 +55,8 @@ export function refusedLinkView(code) {
 }
 
 /** A running download's line: paused while reconnecting, and where it resumed once it has. */
-function runningText(d) {
+function runningText(d, connected) {
+  if (d.paused && connected) return `Paused at ${formatBytes(d.meter.done)}: waiting for the sharer to add this file again.`;
   if (d.paused) return `Paused at ${formatBytes(d.meter.done)}: waiting for the connection to come back.`;
   const text = progressText(d.meter);
   return d.resumedAt >= 0 ? `${text} · resumed at ${formatBytes(d.resumedAt)}` : text;
@@ -77,6 +81,8 @@ function statusText(rx) {
     case "sharer-left":
       return "The sharer left: they closed the page or lost their network. Ask them to share again.";
     case "reconnecting":
+      if (rx.detail?.why === "left")
+        return `The sharer closed or reloaded their page. If they open it again and add the same files within ${RESUME_MS / 60000} minutes, unfinished downloads continue where they stopped; otherwise ask them to share again.`;
       return `The direct connection to the sharer was lost (one of you lost the network). Reconnecting… unfinished downloads will continue where they stopped (pea keeps trying for ${RESUME_MS / 60000} minutes).`;
     case "lost":
       return rx.detail === "gave-up"
@@ -124,6 +130,7 @@ export function receiveView({ receiver, path }) {
     alerts,
     memoryBox,
     h("div", { class: "actions" }, all, allBar, allState),
+    h("p", { class: "muted", "data-testid": "reload-note" }, RELOAD_SENTENCE),
     empty,
     list,
     notesHead,
@@ -165,7 +172,7 @@ export function receiveView({ receiver, path }) {
     const a = receiver.downloads.get("*");
     allBar.hidden = !a || a.done || !!a.error;
     if (a) allBar.value = a.meter.fraction;
-    setText(allState, !a ? "" : a.error ? `Zip failed: ${receiveErrorText(a.error)}` : a.done ? "Zip saved." : runningText(a));
+    setText(allState, !a ? "" : a.error ? `Zip failed: ${receiveErrorText(a.error)}` : a.done ? "Zip saved." : runningText(a, receiver.connected));
     syncList(
       list,
       files,
@@ -211,7 +218,7 @@ export function receiveView({ receiver, path }) {
         let detail = "";
         if (d?.error) detail = `Failed: ${receiveErrorText(d.error)}`;
         else if (d?.done) detail = "Saved and verified (SHA-256).";
-        else if (d) detail = runningText(d);
+        else if (d) detail = runningText(d, receiver.connected);
         else if (memory && f.size > path.budget)
           detail = `Too large for this browser to keep in memory (about ${formatBytes(path.budget)}): it will probably fail here. See above for a way to stream it instead.`;
         setText(row.querySelector(".detail"), detail);

@@ -88,7 +88,10 @@ const ALERT_WORDS = {
 
 const IMPOSTOR_WORDS = "Another page with this link is acting as a sharer. Your receivers ignore it: they accept only offers signed by this page.";
 
-export function shareView({ sharer, link, input, onFiles, onNote }) {
+/** Said on a share page that was reloaded: the link lives on, the files must be picked again. */
+export const RESTORED_SENTENCE = "This page was reloaded: the link still works. Add the same files again (same name, size and date) and receivers continue where they stopped.";
+
+export function shareView({ sharer, link, input, onFiles, onNote, restored = false }) {
   const status = h("p", { class: "status", "data-testid": "status", role: "status", "aria-live": "polite" });
   const alert = h("div", { class: "alerts", "aria-live": "assertive" });
   const linkA = h("a", { "data-testid": "share-link", href: link, class: "share-link", rel: "noreferrer" }, link);
@@ -108,6 +111,7 @@ export function shareView({ sharer, link, input, onFiles, onNote }) {
     status,
     alert,
     impostor,
+    restored ? h("p", { class: "status", "data-testid": "restored" }, RESTORED_SENTENCE) : "",
     h(
       "div",
       { class: "link-box" },

@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("markdown", "js"),
         help="markdown: the table of docs/protocol.md; js: the module web/src/errors.gen.js",
     )
+    from pea.peer.args import add_parsers
+
+    add_parsers(verbs)
     return parser
 
 
@@ -181,9 +184,25 @@ def tune_gc() -> None:
     gc.set_threshold(10_000, 20, 20)
 
 
+def run_peer(args: argparse.Namespace) -> int:
+    """`pea send` / `pea receive`, imported only now: `pea serve` needs no aiortc."""
+    try:
+        from pea.peer import commands
+    except ImportError as exc:
+        print(
+            f"pea: error: pea {args.verb} needs the cli extra ({exc.name} is missing): "
+            "pip install 'pea[cli]'",
+            file=sys.stderr,
+        )
+        return 2
+    return commands.run(args)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verb in ("send", "receive"):
+        raise SystemExit(run_peer(args))
     if args.verb == "settings":
         print(settings_table())
         return

@@ -1,0 +1,60 @@
+"""`pea send` and `pea receive` with each other, through two nodes of a cluster: files
+and folders arrive whole and verified under their paths, several receivers at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import receive, saved, send
+from tests.support.pages import MiB, sha256_file, write_random
+from tests.support.procs import PeaNode
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli-share")
+    write_random(root / "top.bin", 3 * MiB + 5)
+    write_random(root / "folder" / "deep" / "data.bin", 70_000)
+    (root / "folder" / "empty.txt").write_bytes(b"")
+    (root / "folder" / "résumé ✓.txt").write_text("bonjour\n")
+    return root
+
+
+def test_cli_to_cli_files_folders_and_note(
+    cluster: tuple[PeaNode, PeaNode], tree: Path, tmp_path: Path
+) -> None:
+    node_a, node_b = cluster
+    sender, link = send(
+        node_a.url, tree / "top.bin", tree / "folder", "--text", "door code 1234", "--once"
+    )
+    assert link.startswith(node_a.url + "/#2.")
+    try:
+        # The receiver reaches the sharer through the other node: the server is the link's
+        # own unless told otherwise.
+        link_b = node_b.url + "/" + link[link.index("#") :]
+        r = receive(link_b, "--out", tmp_path / "out")
+        assert r.wait(90) == 0, r.output()
+        listing = r.named("listing")[0]
+        assert listing["notes"] == ["door code 1234"]
+        want = {
+            "top.bin": tree / "top.bin",
+            "folder/deep/data.bin": tree / "folder" / "deep" / "data.bin",
+            "folder/empty.txt": tree / "folder" / "empty.txt",
+            "folder/résumé ✓.txt": tree / "folder" / "résumé ✓.txt",
+        }
+        assert sorted(f["path"] for f in listing["files"]) == sorted(want)
+        got = saved(r)
+        for rel, src in want.items():
+            dest = tmp_path / "out" / rel
+            assert sha256_file(dest) == sha256_file(src) == got[rel]["sha256"], rel
+        assert not list((tmp_path / "out").rglob("*.pea-part"))
+        # --once: the sharer stops by itself once a receiver has everything, verified.
+        assert sender.wait(30) == 0, sender.output()
+        verified = [e for e in sender.named("uploaded") if e["verified"]]
+        assert len(verified) == len(want)
+    finally:
+        sender.kill()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCDataChannel
@@ -30,8 +31,9 @@ Message = dict[str, Any] | bytes
 
 
 class Channel:
-    def __init__(self, ch: RTCDataChannel) -> None:
+    def __init__(self, ch: RTCDataChannel, on_activity: Callable[[], None] | None = None) -> None:
         self.ch = ch
+        self.on_activity = on_activity
         self.queue: asyncio.Queue[Message | None] = asyncio.Queue()
         self.queued = 0
         self.overrun = False
@@ -53,6 +55,8 @@ class Channel:
         return str(self.ch.label)
 
     def _on_message(self, data: str | bytes) -> None:
+        if self.on_activity is not None:
+            self.on_activity()
         if self.overrun:
             return
         if isinstance(data, bytes):

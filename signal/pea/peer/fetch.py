@@ -178,9 +178,12 @@ class Fetcher:
         elif opened.kind == "candidate" and self.link is not None and self.link.remote == sender:
             await self.link.handle("candidate", opened.payload)
         elif opened.kind == "refuse" and sender == self.sharer and not self.connected:
-            # The sharer says our answer reached it altered.
+            # The sharer says our answer reached it altered; it gave that connection up.
             self.refused = True
             self.tampered_at = asyncio.get_running_loop().time()
+            if self.link is not None:
+                await self.link.close()
+                self.link = None
 
     # -- connecting -------------------------------------------------------------------
 

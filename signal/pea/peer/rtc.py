@@ -172,10 +172,18 @@ class PeerLink:
 
     # -- channels --------------------------------------------------------------------
 
+    def touch(self) -> None:
+        """Anything received proves the peer alive. A peer starved of CPU reads its socket
+        late, and a `ping` queued behind megabytes of file data must not count as silence."""
+        self.heard = asyncio.get_running_loop().time()
+
+    def wrap(self, ch: RTCDataChannel) -> Channel:
+        return Channel(ch, self.touch)
+
     def _on_datachannel(self, ch: RTCDataChannel) -> None:
         if ch.label == "control":
             if self.control is None:
-                self._adopt_control(Channel(ch))
+                self._adopt_control(self.wrap(ch))
         elif self.on_channel is not None:
             self.on_channel(ch)
 
@@ -231,7 +239,7 @@ class PeerLink:
         return True
 
     def create_channel(self, label: str) -> Channel:
-        return Channel(self.pc.createDataChannel(label, ordered=True))
+        return self.wrap(self.pc.createDataChannel(label, ordered=True))
 
     @property
     def chunk(self) -> int:
@@ -240,7 +248,7 @@ class PeerLink:
     # -- signalling ------------------------------------------------------------------
 
     async def start_offer(self) -> None:
-        self._adopt_control(Channel(self.pc.createDataChannel("control", ordered=True)))
+        self._adopt_control(self.create_channel("control"))
         await self.pc.setLocalDescription(await self.pc.createOffer())
         await self.send("offer", self.pc.localDescription.sdp)
 

@@ -245,7 +245,7 @@ class Sharer:
             self._set(r, "left", "" if r.link.reason == "closed" else r.link.reason)
 
     def _on_channel(self, r: Receiver, ch: RTCDataChannel) -> None:
-        channel = Channel(ch)
+        channel = r.link.wrap(ch)
         if ch.label != "get":
             channel.close()
             return

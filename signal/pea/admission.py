@@ -101,19 +101,30 @@ class Admission:
         conn = Connection(ws, self.settings, node.metrics)
         session = Session(node, conn)
         self._add(conn, address)
-        extension: list[asyncio.TimerHandle] = []
-        deadline = asyncio.get_running_loop().call_later(
-            self.settings.join_timeout, self._join_deadline, session, extension
-        )
+        timers: list[asyncio.TimerHandle] = []
+        # A peer that leaves its room is unjoined again: it gets a fresh period to
+        # join another, not a place held for nothing.
+        session.on_left = lambda: self._arm(session, timers)
+        self._arm(session, timers)
         try:
             # On the way out the session leaves its room (Handler.disconnect),
             # then the connection gives up its place here.
             await conn.run(session)
         finally:
-            deadline.cancel()
-            for handle in extension:
+            session.on_left = None
+            for handle in timers:
                 handle.cancel()
             self._remove(conn, address)
+
+    def _arm(self, session: Session, timers: list[asyncio.TimerHandle]) -> None:
+        for handle in timers:
+            handle.cancel()
+        timers.clear()
+        timers.append(
+            asyncio.get_running_loop().call_later(
+                self.settings.join_timeout, self._join_deadline, session, timers
+            )
+        )
 
     def _add(self, conn: Connection, address: str) -> None:
         self.per_client[address] = self.per_client.get(address, 0) + 1
@@ -129,16 +140,16 @@ class Admission:
         self.node.connections.discard(conn)
         self.node.metrics.connections.set(len(self.node.connections))
 
-    def _join_deadline(self, session: Session, extension: list[asyncio.TimerHandle]) -> None:
+    def _join_deadline(self, session: Session, timers: list[asyncio.TimerHandle]) -> None:
         """A socket that never joins holds a place for nothing: close it. A join in
         flight (a slow bus) gets one more period before the close."""
         conn = session.conn
         if session.room is not None or conn.closing:
             return
-        if session.joining and not extension:
-            extension.append(
+        if session.joining and len(timers) < 2:
+            timers.append(
                 asyncio.get_running_loop().call_later(
-                    self.settings.join_timeout, self._join_deadline, session, extension
+                    self.settings.join_timeout, self._join_deadline, session, timers
                 )
             )
             return

@@ -33,7 +33,7 @@ from pea.protocol import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Container
+    from collections.abc import Callable, Container
 
     from pea.connection import Connection
     from pea.node import Node
@@ -62,7 +62,7 @@ def wanted(env: Envelope, me: str | None, told: Container[str] | None = None) ->
 
 
 class Session:
-    __slots__ = ("buffered", "conn", "info", "joining", "node", "peer", "room")
+    __slots__ = ("buffered", "conn", "info", "joining", "node", "on_left", "peer", "room")
 
     def __init__(self, node: Node, conn: Connection) -> None:
         self.node = node
@@ -73,6 +73,8 @@ class Session:
         self.joining = False
         self.buffered: list[str] | None = None
         """Bus envelopes for the room while this session's join is in flight."""
+        self.on_left: Callable[[], None] | None = None
+        """Called when the client leaves its room and stays connected (join deadline)."""
 
     def __repr__(self) -> str:
         return f"<Session room={self.room} peer={self.peer}>"
@@ -94,6 +96,8 @@ class Session:
                 if self.room is None:
                     raise Errors.NOT_JOINED_LEAVE.error("leave")
                 await self.release(departure=True)
+                if self.on_left is not None:
+                    self.on_left()
             elif isinstance(message, Ping):
                 frames_in.inc("ping")
                 conn.send(PONG_FRAME)

@@ -11,8 +11,8 @@ from playwright.sync_api import Download, Locator, Page, expect
 from tests.support.pages import DOWNLOAD_DIRS
 
 TIMEOUT_MS = 30000
-# docs/transfer-protocol.md §1: "#2." secret "." commitment to the sharer's public key.
-LINK_RE = re.compile(r"#2\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})$")
+# docs/transfer-protocol.md §1: "#3." secret "." commitment to the sharer's public key.
+LINK_RE = re.compile(r"#3\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})$")
 
 
 def share(page: Page, base_url: str, files: list[Path]) -> str:
@@ -32,9 +32,9 @@ def fragment(link: str) -> str:
 
 
 def link_parts(link: str) -> tuple[str, str]:
-    """(secret, commit) of a version-2 share link."""
+    """(secret, commit) of a version-3 share link."""
     m = LINK_RE.search(link)
-    assert m, f"not a pea v2 link: {link}"
+    assert m, f"not a pea v3 link: {link}"
     return m[1], m[2]
 
 

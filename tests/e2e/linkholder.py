@@ -45,12 +45,12 @@ def unb64url(text: str) -> bytes:
 def derive(secret: str) -> tuple[str, bytes]:
     """(room, K) from the link's secret, as §1 says: from its 16 decoded bytes."""
     s = unb64url(secret)
-    room = b64url(hmac.new(s, b"pea room v2", hashlib.sha256).digest())
-    return room, hmac.new(s, b"pea signal key v2", hashlib.sha256).digest()
+    room = b64url(hmac.new(s, b"pea room v3", hashlib.sha256).digest())
+    return room, hmac.new(s, b"pea signal key v3", hashlib.sha256).digest()
 
 
 class Sealer:
-    """Makes v2 envelopes for one sender: its own session id and counter, its own key."""
+    """Makes v3 envelopes for one sender: its own session id and counter, its own key."""
 
     def __init__(self, secret: str, key: Ed25519PrivateKey | None = None) -> None:
         self.room, self.k = derive(secret)
@@ -60,14 +60,14 @@ class Sealer:
 
     def message(self, kind: str, sender: str, to: str, sid: str, seq: int, payload: str) -> bytes:
         return "\n".join(
-            ["pea-signal-v2", self.room, kind, sender, to, sid, str(seq), payload]
+            ["pea-signal-v3", self.room, kind, sender, to, sid, str(seq), payload]
         ).encode()
 
     def seal(self, kind: str, sender: str, to: str, payload: str) -> dict[str, Any]:
         self.seq += 1
         m = self.message(kind, sender, to, self.sid, self.seq, payload)
         env: dict[str, Any] = {
-            "v": 2,
+            "v": 3,
             "kind": kind,
             "payload": payload,
             "sid": self.sid,

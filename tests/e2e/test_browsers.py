@@ -14,7 +14,7 @@ from tests.support.browser import ENGINES
 from tests.support.pages import MiB, Pages, sha256_file, write_random
 from tests.support.procs import PeaNode
 
-LINK = "/#2.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA"
+LINK = "/#3.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA"
 
 
 @pytest.fixture(scope="module")

@@ -210,6 +210,20 @@ def replays(log: list[str]) -> int:
     return sum("refused a replayed" in m for m in log)
 
 
+def test_version_2_link_is_refused(pages: Pages, cluster: tuple[PeaNode, PeaNode]) -> None:
+    """A link made by pea version 2 (#2.<secret>.<commit>: no block hashes, no resume)
+    is refused by name before anything reaches the server."""
+    r = pages.new()
+    sockets: list[str] = []
+    r.on("websocket", lambda ws: sockets.append(ws.url))
+    r.goto(cluster[1].url + "/#2.AAECAwQFBgcICQoLDA0ODw.If4x36FUomFia_hUBG_SJw")
+    status = r.locator("[data-testid=status]")
+    expect(status).to_contain_text("made by an older version of pea")
+    expect(status).to_contain_text("ask the sharer to share again")
+    r.wait_for_timeout(500)
+    assert sockets == []
+
+
 def test_version_1_link_is_refused(pages: Pages, cluster: tuple[PeaNode, PeaNode]) -> None:
     """A link made by pea before version 2 (a bare secret after #) is refused with a
     sentence that says what to do, and the page does not even contact the server."""

@@ -55,7 +55,7 @@ def test_qr_encodes_exactly_the_share_link_in_light_and_dark(
             page.emulate_media(color_scheme="dark")
         link = share(page, cluster[0].url, [small])
         assert page.locator("[data-testid=share-link]").get_attribute("href") == link
-        link_parts(link)  # a v2 link: #2.<22 chars>.<22 chars>
+        link_parts(link)  # a v3 link: #3.<22 chars>.<22 chars>
         assert scan(pages, page) == link, f"the QR in the {scheme} theme is not the share link"
         backgrounds.add(page.evaluate("getComputedStyle(document.body).backgroundColor"))
     assert len(backgrounds) == 2, "the page has no dark theme: the dark check checked nothing"

@@ -29,7 +29,7 @@ DRIVER = shutil.which("WebKitWebDriver")
 XVFB = shutil.which("Xvfb")
 ESBUILD = ROOT / "web" / "node_modules" / ".bin" / "esbuild"
 HARNESS = Path(__file__).parent / "webkit"
-LINK = "/#2.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA"
+LINK = "/#3.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA"
 WAIT_S = 30
 
 

@@ -52,6 +52,7 @@ rules.sharer_accepts_receiver_hello = why(tx().open(receiverEnv, R, S));
 rules.moved_to_other_recipient = why(rx().open(sharerEnv, S, "someoneElse12345"));
 rules.altered_payload = why(rx().open({ ...sharerEnv, payload: "v=1" }, S, R));
 rules.version_1 = why(rx().open({ ...sharerEnv, v: 1 }, S, R));
+rules.version_2 = why(rx().open({ ...sharerEnv, v: 2 }, S, R));
 rules.no_seq = why(rx().open({ ...sharerEnv, seq: undefined }, S, R));
 // A link holder: it knows K, so its MAC is good, but it cannot sign with the committed key.
 const impostorShare = newShare(new Uint8Array(32).fill(7));
@@ -68,6 +69,6 @@ rules.impostor_does_not_claim_sharer = rx().open({ ...impostor.seal("offer", "im
 out.rules = rules;
 
 out.fragments = Object.fromEntries(
-  [v.fragment, v.secret, `2.${v.secret}`, `2.${v.secret}.${v.commit}x`, `2.${v.secret.slice(0, 21)}B.${v.commit}`, "2.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA"].map((f) => [f, parseFragment(f)]),
+  [v.fragment, v.secret, `2.${v.secret}.${v.commit}`, `3.${v.secret}`, `3.${v.secret}.${v.commit}x`, `3.${v.secret.slice(0, 21)}B.${v.commit}`, "3.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA"].map((f) => [f, parseFragment(f)]),
 );
 console.log(JSON.stringify(out));

@@ -74,6 +74,21 @@ def test_a_socket_that_never_joins_is_closed(make_client: Callable[..., TestClie
         joined.quiet()  # past the deadline, a joined peer stays
 
 
+@pytest.mark.timeout(30)  # the in-process socket has no receive timeout of its own
+def test_a_peer_that_leaves_and_stays_unjoined_is_closed(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(join_timeout=0.3)
+    with peers_of(client) as connect:
+        peer = connect()
+        peer.join()
+        time.sleep(0.5)  # the first deadline passes while it is in the room
+        peer.send({"type": "leave"})
+        error = peer.expect_error("not-joined")
+        assert "0.3 s" in error["message"]
+        assert peer.expect_close() == 1008
+
+
 def test_ipv6_clients_are_counted_by_their_64() -> None:
     # One subscriber's /64 holds 2^64 addresses: each must not bring a new allowance.
     assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:bbbb::2")

@@ -1,5 +1,5 @@
 // @ts-check
-// Everything pea proves with the link (docs/transfer-protocol.md, version 2).
+// Everything pea proves with the link (docs/transfer-protocol.md, version 3).
 // The link's secret never reaches the server: the room id the server sees and
 // the key K that MACs every signal are derived from it here. The sharer also
 // holds an Ed25519 key whose public key's hash is in the link, so only it can
@@ -11,11 +11,13 @@ import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { b64url } from "./util.js";
 
-export const VERSION = 2;
+export const VERSION = 3;
 const enc = new TextEncoder();
 const B64_22 = "[A-Za-z0-9_-]{22}";
-/** A v2 fragment: "2." secret "." commit. */
-export const LINK_RE = new RegExp(`^2\\.(${B64_22})\\.(${B64_22})$`);
+/** A v3 fragment: "3." secret "." commit. */
+export const LINK_RE = new RegExp(`^3\\.(${B64_22})\\.(${B64_22})$`);
+/** What version 2 links looked like, refused with an explanation. */
+export const V2_LINK_RE = new RegExp(`^2\\.${B64_22}\\.${B64_22}$`);
 /** What version 1 links looked like (a bare secret), refused with an explanation. */
 export const V1_LINK_RE = /^[A-Za-z0-9_-]{22,86}$/;
 const PEER_RE = /^[A-Za-z0-9_-]{1,64}$/; // peer ids never hold a newline, so M has one parse
@@ -69,29 +71,31 @@ export function newShare(seed = random(32)) {
 }
 
 export function fragmentOf(secret, commit) {
-  return `2.${secret}.${commit}`;
+  return `3.${secret}.${commit}`;
 }
 
 /**
- * The fragment (without "#") → {version: 2, secret, commit}, {version: 1}, or null if it is no pea link.
- * @returns {{version: 2, secret: string, commit: string} | {version: 1} | null} */
+ * The fragment (without "#") → {version: 3, secret, commit}, {version: 2} or {version: 1} (older
+ * links, refused by name), or null if it is no pea link.
+ * @returns {{version: 3, secret: string, commit: string} | {version: 2} | {version: 1} | null} */
 export function parseFragment(fragment) {
   const m = LINK_RE.exec(fragment);
-  if (m && fromB64url(m[1])?.length === 16 && fromB64url(m[2])?.length === 16) return { version: 2, secret: m[1], commit: m[2] };
-  if (!fragment.startsWith("2.") && V1_LINK_RE.test(fragment)) return { version: 1 };
+  if (m && fromB64url(m[1])?.length === 16 && fromB64url(m[2])?.length === 16) return { version: 3, secret: m[1], commit: m[2] };
+  if (V2_LINK_RE.test(fragment)) return { version: 2 };
+  if (V1_LINK_RE.test(fragment)) return { version: 1 };
   return null;
 }
 
-/** From the secret's 16 decoded bytes S: room = b64url(HMAC(S, "pea room v2")), K = HMAC(S, "pea signal key v2"). */
+/** From the secret's 16 decoded bytes S: room = b64url(HMAC(S, "pea room v3")), K = HMAC(S, "pea signal key v3"). */
 export function deriveKeys(secret) {
   const s = fromB64url(secret);
-  if (s?.length !== 16) throw new Error("a pea v2 secret is 16 bytes, base64url");
-  return { room: b64url(hmac(sha256, s, enc.encode("pea room v2"))), key: hmac(sha256, s, enc.encode("pea signal key v2")) };
+  if (s?.length !== 16) throw new Error("a pea v3 secret is 16 bytes, base64url");
+  return { room: b64url(hmac(sha256, s, enc.encode("pea room v3"))), key: hmac(sha256, s, enc.encode("pea signal key v3")) };
 }
 
 /** The bytes every envelope's mac and sig cover. */
 export function signedMessage(room, kind, from, to, sid, seq, payload) {
-  return enc.encode(`pea-signal-v2\n${room}\n${kind}\n${from}\n${to}\n${sid}\n${seq}\n${payload}`);
+  return enc.encode(`pea-signal-v3\n${room}\n${kind}\n${from}\n${to}\n${sid}\n${seq}\n${payload}`);
 }
 
 function equal(a, b) {
@@ -109,7 +113,7 @@ function equal(a, b) {
  * first session id seen is pinned and sequence numbers must grow.
  *
  * `open` returns {ok: true, kind, payload} or {ok: false, why, kind, claimsSharer}
- * where why is "malformed" (not a v2 envelope), "bad-mac" (altered on the way),
+ * where why is "malformed" (not a v3 envelope), "bad-mac" (altered on the way),
  * "impostor" (a link holder posing as the sharer) or "replay".
  */
 export class SignalAuth {

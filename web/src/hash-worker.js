@@ -1,11 +1,13 @@
 // @ts-check
 // Hashes shared files off the main thread as soon as they are added, once per
-// file: every later transfer of that file, to any number of receivers, then
-// sends the known SHA-256 instead of hashing again while it sends. The page
-// pauses it while a connection is being set up, so the two never compete.
-import { createSHA256 } from "hash-wasm";
+// file: each 1 MiB block's SHA-256 and the whole file's, in one pass (protocol v3,
+// transfer/blocks.js). Every later transfer of that file, to any number of
+// receivers and from any offset, sends these. The page pauses it while a
+// connection is being set up, so the two never compete, and moves a file to
+// the front of the line when a receiver asks for it before its turn.
+import { hashFile } from "./transfer/blocks.js";
 
-const BLOCK = 4 << 20;
+/** @type {{id: string, file: Blob}[]} */
 const queue = [];
 let paused = false;
 /** @type {((v?: unknown) => void) | null} */
@@ -19,8 +21,11 @@ self.onmessage = (e) => {
     paused = false;
     resume?.();
     resume = null;
+  } else if (typeof m.first === "string") {
+    const at = queue.findIndex((q) => q.id === m.first);
+    if (at > 0) queue.unshift(...queue.splice(at, 1));
   } else if (m.file) {
-    queue.push(m);
+    queue.push({ id: m.id, file: m.file });
     if (!running) run();
   }
 };
@@ -28,15 +33,14 @@ self.onmessage = (e) => {
 async function run() {
   running = true;
   while (queue.length) {
-    const { id, file } = queue.shift();
+    const { id, file } = /** @type {{id: string, file: Blob}} */ (queue.shift());
     try {
-      const h = await createSHA256();
-      h.init();
-      for (let at = 0; at < file.size; at += BLOCK) {
+      const read = async (/** @type {number} */ start, /** @type {number} */ end) => new Uint8Array(await file.slice(start, end).arrayBuffer());
+      const pause = async () => {
         while (paused) await new Promise((r) => (resume = r));
-        h.update(new Uint8Array(await file.slice(at, at + BLOCK).arrayBuffer()));
-      }
-      self.postMessage({ id, sha256: h.digest("hex") });
+      };
+      const { sha256, blocks } = await hashFile(read, file.size, { pause });
+      self.postMessage({ id, sha256, blocks }, { transfer: [blocks.buffer] });
     } catch (err) {
       self.postMessage({ id, error: String(err?.message || err) });
     }

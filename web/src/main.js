@@ -85,8 +85,9 @@ const fragment = location.hash.slice(1);
 const parsed = fragment ? parseFragment(fragment) : null;
 // A browser that cannot take part is told so at once, before anything reaches the server.
 const missing = missingForTransfer();
-if (missing.length && (parsed?.version === 2 || !fragment)) show(unsupportedView(missing, fragment ? "receiver" : "sharer"));
-else if (parsed?.version === 2) receivePage(parsed);
+if (missing.length && (parsed?.version === 3 || !fragment)) show(unsupportedView(missing, fragment ? "receiver" : "sharer"));
+else if (parsed?.version === 3) receivePage(parsed);
+else if (parsed?.version === 2) show(refusedLinkView("v2"));
 else if (parsed?.version === 1) show(refusedLinkView("v1"));
 else if (fragment) show(refusedLinkView("incomplete"));
 else startPage();

@@ -6,8 +6,9 @@
 
 export const CONNECT_TIMEOUT_MS = 20000;
 const PING_MS = 2000; // heartbeat on the control channel…
-const SILENCE_MS = 12000; // …whose absence this long means the peer is gone (a closed tab sends nothing)
-const DISCONNECTED_MS = 6000; // ICE "disconnected" this long counts as lost
+// A lost connection now costs a resume, not the downloads: notice it soon.
+const SILENCE_MS = 8000; // …whose absence this long means the peer is gone (a closed tab sends nothing)
+const DISCONNECTED_MS = 4000; // ICE "disconnected" this long counts as lost
 
 export class PeerLink extends EventTarget {
   constructor({ remote, role, iceServers, send, connectTimeoutMs = CONNECT_TIMEOUT_MS }) {
@@ -72,7 +73,12 @@ export class PeerLink extends EventTarget {
     };
     ch.onclose = () => {
       clearInterval(this.beat);
-      if (this.state === "connected") this.setState("closed", "channel-closed");
+      if (this.state !== "connected") return;
+      // A peer that closes its page closes the channel over a live path; a channel that dies
+      // with the path (the browser gave up on the association) is a lost connection.
+      const ice = this.pc.iceConnectionState;
+      if (ice === "connected" || ice === "completed") this.setState("closed", "channel-closed");
+      else this.fail("lost");
     };
     ch.addEventListener("message", (ev) => {
       this.heard = performance.now();

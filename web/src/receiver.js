@@ -5,21 +5,28 @@ import { makeZip, predictLength } from "client-zip";
 import { saveStream } from "./download.js";
 import { ZipNames, safeFileName, safeMime } from "./names.js";
 import { PeerLink } from "./peer.js";
-import { readAdd } from "./transfer/manifest.js";
+import { readAdd, readHello } from "./transfer/manifest.js";
 import { TransferError, parse } from "./transfer/protocol.js";
 import { Download } from "./transfer/receive.js";
 import { Meter, deferred } from "./util.js";
 
 const NO_SHARER_MS = 8000;
+export const RESUME_MS = 120000; // how long a lost connection is tried again before its downloads fail
+const HELLO_EVERY_MS = 3000; // while reconnecting, remind the sharer we are here
+const MANIFEST_MS = 5000; // after a new connection, how long a paused download's file may take to be listed
+const RETRY_CHANNEL_MS = 1000; // a get channel the sharer closed on a live connection: ask again after this
+const MAX_INTERRUPTS = 3; // …at most this many times in a row without a verified block in between
 
 /**
  * What the view needs to say, as codes (ui/receive-view.js has the sentences).
  * `state`: "connecting-server" | "server-offline" | "waiting" | "no-sharer" |
- * "connecting-peer" | "connected" | "sharer-left" | "lost" | "no-route" | "tampered" |
- * "failed"; `detail` qualifies it: for "no-route" "ice-failed" | "timeout"; for
+ * "connecting-peer" | "connected" | "reconnecting" | "sharer-left" | "lost" | "no-route" |
+ * "tampered" | "failed"; `detail` qualifies it: for "no-route" "ice-failed" | "timeout"; for
+ * "reconnecting" {since, deadline} (performance.now() times); for
  * "tampered" {code: "altered", kind} (a signal to us did not verify) or {code:
  * "refused-answer"} (the sharer saw ours altered); for "failed" {code: "refused",
- * message} (the server's words) or {code: "no-peer" | "setup", message} (the browser's).
+ * message} (the server's words), {code: "version"} (the sharer's page speaks another
+ * protocol version) or {code: "no-peer" | "setup", message} (the browser's).
  * `alerts`: {code: "tamper-ignored", kind} | {code: "remote-tamper-ignored"} |
  * {code: "mismatch", error}, oldest first. A download's `error` is a TransferError.
  */
@@ -39,7 +46,9 @@ export class Receiver extends EventTarget {
     this.sharer = null;
     this.link = null;
     this.sharerLeft = false;
-    this.downloads = new Map(); // file id (or "*") → {meter, error, done}
+    this.downloads = new Map(); // file id (or "*") → {meter, error, done, resumedAt, paused}
+    /** @type {{since: number, deadline: number, timer: ReturnType<typeof setTimeout>, hellos: ReturnType<typeof setInterval>} | null} */
+    this.reconnect = null;
     this.active = new Set(); // running transfers, aborted together if the sharer goes
     room.on("state", (s) => this.onServerState(s));
     room.on("welcome", (w) => this.onWelcome(w));
@@ -90,6 +99,11 @@ export class Receiver extends EventTarget {
     performance.mark("pea:welcome");
     if (this.final || this.connected) return;
     if (resumed && this.link) return;
+    if (this.reconnect) {
+      // Back on the server after losing the sharer: whoever is here may be it, under a new id.
+      for (const p of peers) this.hello(p.peer);
+      return;
+    }
     if (!peers.length) {
       this.set("no-sharer");
       return;
@@ -103,7 +117,9 @@ export class Receiver extends EventTarget {
   }
 
   async onPeerLeft(peer) {
-    if (peer !== this.sharer) return;
+    // While reconnecting the sharer may be changing networks too (and come back with another
+    // peer id): only the deadline ends the wait.
+    if (peer !== this.sharer || this.reconnect) return;
     this.sharerLeft = true;
     // A live direct link outlasts the server: believe "left" only if the sharer stops answering.
     const link = this.link;
@@ -114,7 +130,7 @@ export class Receiver extends EventTarget {
     this.set("sharer-left");
   }
 
-  /** @param {"left" | "lost"} why */
+  /** @param {"left" | "lost" | "gave-up"} why */
   abortAll(why) {
     for (const t of this.active) t.abort("vanished", { why });
   }
@@ -176,7 +192,8 @@ export class Receiver extends EventTarget {
       this.sharerLeft = false;
       this.final = false;
       clearTimeout(this.noSharerTimer);
-      this.set("connecting-peer");
+      if (this.reconnect) this.changed();
+      else this.set("connecting-peer");
       let link;
       try {
         link = new PeerLink({ remote: from, role: "answerer", iceServers: this.room.iceServers, send: (k, p) => this.room.send(from, k, p) });
@@ -193,7 +210,13 @@ export class Receiver extends EventTarget {
         const { state, reason } = /** @type {CustomEvent} */ (e).detail;
         if (state === "connected") {
           performance.mark("pea:connected");
+          this.reconnected();
           this.set("connected");
+        } else if (this.reconnect && !this.final) {
+          // One attempt at a new connection failed (the network may still be down): the
+          // sharer offers again on our next hello, until the deadline.
+        } else if (state === "failed" && reason === "lost" && !this.final) {
+          this.lost();
         } else if (state === "failed") {
           this.final = true;
           this.abortAll(reason === "left" ? "left" : "lost");
@@ -213,32 +236,163 @@ export class Receiver extends EventTarget {
   }
 
   onControl(ch) {
+    let first = true;
+    // A new connection lists the files again, from the start (their ids may have changed).
+    this.files = new Map();
+    this.notes = [];
+    clearTimeout(this.manifestTimer);
+    this.manifestTimer = setTimeout(() => this.unmatched(), MANIFEST_MS);
     ch.onmessage = (ev) => {
       if (typeof ev.data !== "string") return;
-      const add = readAdd(parse(ev.data));
+      const m = parse(ev.data);
+      if (first) {
+        first = false;
+        if (!readHello(m)) {
+          // Another protocol version: its blocks and offsets would not mean what ours do.
+          this.final = true;
+          this.stopReconnecting();
+          this.link?.close();
+          this.abortAll("left");
+          this.set("failed", { code: "version" });
+          return;
+        }
+      }
+      const add = readAdd(m);
       if (!add) return;
       for (const f of add.files) this.files.set(f.id, f);
       this.notes.push(...add.notes);
       if (!performance.getEntriesByName("pea:files").length) performance.mark("pea:files");
+      this.resumePaused();
       this.changed();
     };
   }
 
-  /** Start one file's transfer, counted among the active ones until it ends. */
-  start(file, onProgress) {
-    const t = new Download(this.link.pc, file);
-    t.addEventListener("progress", (e) => onProgress(/** @type {CustomEvent} */ (e).detail.received));
+  /** The direct connection was lost: pause every download and try to connect again, for a while. */
+  lost() {
+    for (const t of this.active) t.drop();
+    for (const d of this.downloads.values()) if (!d.done && !d.error) d.paused = true;
+    const now = performance.now();
+    if (!this.reconnect) {
+      this.reconnect = {
+        since: now,
+        deadline: now + RESUME_MS,
+        timer: setTimeout(() => this.giveUp(), RESUME_MS),
+        hellos: setInterval(() => this.sharer && this.hello(this.sharer), HELLO_EVERY_MS),
+      };
+    }
+    // The network that dropped the direct link may have left the server connection half-open.
+    this.room.checkServer();
+    if (this.sharer) this.hello(this.sharer);
+    this.set("reconnecting", { since: this.reconnect.since, deadline: this.reconnect.deadline });
+  }
+
+  stopReconnecting() {
+    if (!this.reconnect) return;
+    clearTimeout(this.reconnect.timer);
+    clearInterval(this.reconnect.hellos);
+    this.reconnect = null;
+  }
+
+  /** No new connection in time: the paused downloads fail, saying why. */
+  giveUp() {
+    this.stopReconnecting();
+    this.final = true;
+    this.link?.close();
+    this.abortAll("gave-up");
+    this.set("lost", "gave-up");
+  }
+
+  /** A new connection is up: downloads continue once the sharer has listed their files again. */
+  reconnected() {
+    this.stopReconnecting();
+  }
+
+  /**
+   * The entry of the current manifest a paused download continues with: the same id, path,
+   * size and modification time, else the same path, size and time (a sharer that reloaded
+   * and added the same files again numbers them anew).
+   * @param {{id: string, path?: string, size: number, mtime?: number}} want
+   */
+  findFile(want) {
+    const same = (f) => f.path === want.path && f.size === want.size && f.mtime === want.mtime;
+    const byId = this.files.get(want.id);
+    if (byId && same(byId)) return byId;
+    for (const f of this.files.values()) if (same(f)) return f;
+    return null;
+  }
+
+  resumePaused() {
+    if (!this.connected) return;
+    for (const t of this.active) {
+      if (!t.paused) continue;
+      const f = this.findFile(t.file);
+      if (!f) continue;
+      if (t.key !== undefined && t.key !== f.id) {
+        this.downloads.set(f.id, this.downloads.get(t.key));
+        this.downloads.delete(t.key);
+        t.key = f.id;
+      }
+      t.file = f;
+      t.attach(/** @type {PeerLink} */ (this.link).pc);
+    }
+  }
+
+  /** Paused downloads whose file the new connection does not list: they cannot resume. */
+  unmatched() {
+    if (!this.connected) return;
+    for (const t of this.active) if (t.paused && !this.findFile(t.file)) t.abort("no-such-file");
+  }
+
+  /**
+   * Start one file's transfer, counted among the active ones until it ends.
+   * @param {any} file @param {(bytes: number) => void} onProgress @param {(at: number) => void} onResumed
+   * @param {string} [key] its entry in `downloads`, moved if the file's id changes on a resume
+   */
+  start(file, onProgress, onResumed, key) {
+    const t = new Download(file);
+    const link = /** @type {PeerLink} */ (this.link);
+    let interrupts = 0;
+    let verifiedAt = 0;
+    t.addEventListener("progress", (e) => {
+      onProgress(/** @type {CustomEvent} */ (e).detail.received);
+      if (t.verified > verifiedAt) {
+        verifiedAt = t.verified;
+        interrupts = 0;
+      }
+    });
+    t.key = key;
+    t.addEventListener("attached", () => onResumed(t.verified));
+    t.addEventListener("interrupted", () => {
+      // The sharer closed this download's channel on a connection that is still up: ask again
+      // shortly, a few times; if the connection is going, lost() pauses it instead.
+      if (++interrupts > MAX_INTERRUPTS) {
+        t.abort("vanished");
+        return;
+      }
+      setTimeout(() => {
+        if (this.connected && t.paused && this.link) t.attach(this.link.pc);
+      }, RETRY_CHANNEL_MS);
+    });
     this.active.add(t);
     const forget = () => this.active.delete(t);
     t.done.then(forget, forget);
-    return { t, done: t.run() };
+    return { t, done: t.run(link.pc) };
   }
 
   track(key, total) {
-    const d = { meter: new Meter(total), error: null, done: false, last: 0 };
+    const d = { meter: new Meter(total), error: null, done: false, last: 0, paused: false, resumedAt: -1 };
     this.downloads.set(key, d);
     this.changed();
     return d;
+  }
+
+  /** A paused download goes on from `at` (bytes of the whole download): progress and speed count from there. */
+  resumed(d, at) {
+    if (!d.paused) return;
+    d.paused = false;
+    d.resumedAt = at;
+    d.meter.restart(at);
+    this.changed();
   }
 
   progress(d, bytes) {
@@ -266,7 +420,12 @@ export class Receiver extends EventTarget {
     /** @type {Download | null} */
     let t = null;
     try {
-      const started = this.start(file, (b) => this.progress(d, b));
+      const started = this.start(
+        file,
+        (b) => this.progress(d, b),
+        (at) => this.resumed(d, at),
+        id,
+      );
       t = started.t;
       const done = started.done;
       // "Saved" needs both: every byte verified, and the browser having taken the download.
@@ -290,7 +449,11 @@ export class Receiver extends EventTarget {
     let before = 0;
     async function* entries(self) {
       for (const f of files) {
-        const { t, done } = self.start(f, (b) => self.progress(d, before + b));
+        const { t, done } = self.start(
+          f,
+          (b) => self.progress(d, before + b),
+          (at) => self.resumed(d, before + at),
+        );
         yield { name: f.entry, lastModified: new Date(f.mtime), size: f.size, input: t.stream };
         await done;
         before += f.size;

@@ -48,6 +48,11 @@ export class Room extends EventTarget {
     this.sig.start();
   }
 
+  /** Make sure the server connection is alive (a network change can leave it half-open). */
+  checkServer() {
+    this.sig.checkAlive();
+  }
+
   send(to, kind, payload) {
     this.sig.signal(to, this.auth.seal(kind, this.sig.peer, to, payload));
   }

@@ -2,11 +2,12 @@
 // The sharing side: owns the shared files and notes, and one PeerLink per
 // receiver, each served independently. Emits "update" for the view.
 import { PeerLink } from "./peer.js";
+import { hashFile } from "./transfer/blocks.js";
 import { addMessages, helloMessage } from "./transfer/manifest.js";
 import { chunkSize } from "./transfer/protocol.js";
 import { Upload } from "./transfer/send.js";
 import { Slots } from "./transfer/slots.js";
-import { Meter } from "./util.js";
+import { Meter, deferred } from "./util.js";
 
 /**
  * What the view needs to say, as codes (ui/share-view.js has the sentences).
@@ -32,6 +33,10 @@ export class Sharer extends EventTarget {
     /** @type {{code: string, kind?: string, number?: number, name?: string, error?: Error}[]} */
     this.alerts = [];
     this.impostor = false;
+    /** @type {Worker | null | undefined} undefined until the first file, null where workers cannot start */
+    this.hasher = undefined;
+    this.hashPaused = false;
+    this.hashWaiters = 0; // uploads waiting for a file's hashes
     room.on("message", ({ from, kind, payload }) => this.onMessage(from, kind, payload));
     room.on("tampered", ({ from, kind }) => this.onTampered(from, kind));
     room.on("impostor", ({ from }) => this.onImpostor(from));
@@ -42,8 +47,8 @@ export class Sharer extends EventTarget {
   }
 
   changed() {
-    // Background hashing waits while any connection is being set up.
-    const connecting = [...this.receivers.values()].some((r) => r.state === "connecting");
+    // Background hashing waits while any connection is being set up, unless a transfer waits for it.
+    const connecting = this.hashWaiters === 0 && [...this.receivers.values()].some((r) => r.state === "connecting");
     if (this.hasher && connecting !== this.hashPaused) {
       this.hashPaused = connecting;
       this.hasher.postMessage({ pause: connecting });
@@ -55,7 +60,8 @@ export class Sharer extends EventTarget {
     const added = [];
     for (const { file, path } of entries) {
       const id = String(this.nextId++);
-      const rec = { id, file, name: file.name, path: path || file.name, size: file.size, type: file.type || "", mtime: file.lastModified || Date.now(), sha256: undefined };
+      const rec = { id, file, name: file.name, path: path || file.name, size: file.size, type: file.type || "", mtime: file.lastModified || Date.now(), hashes: deferred() };
+      rec.hashes.promise.catch(() => {}); // an unreadable file is said when someone asks for it
       this.files.set(id, rec);
       added.push(rec);
       this.prehash(rec);
@@ -65,24 +71,45 @@ export class Sharer extends EventTarget {
     return added;
   }
 
-  /** Queue a file for hashing in a worker; a transfer that starts before it is done hashes inline. */
+  /**
+   * Hash a file once, as it is added: its block hashes and whole-file SHA-256, in a
+   * worker (on this page where there is none). A transfer asking for it first waits.
+   */
   prehash(rec) {
-    if (typeof Worker === "undefined") return;
-    if (!this.hasher) {
+    if (!this.hasher && this.hasher !== null) {
       try {
         this.hasher = new Worker("/hash-worker.js");
         this.hashPaused = false;
+        this.hasher.onmessage = (e) => {
+          const { id, sha256, blocks, error } = e.data || {};
+          const target = this.files.get(id);
+          if (!target) return;
+          if (typeof sha256 === "string" && blocks instanceof Uint8Array) target.hashes.resolve({ sha256, blocks });
+          else target.hashes.reject(new Error(error || "hashing failed"));
+        };
       } catch {
-        this.hasher = null;
-        return;
+        this.hasher = null; // no workers here: hash on this page
       }
-      this.hasher.onmessage = (e) => {
-        const { id, sha256 } = e.data || {};
-        const target = this.files.get(id);
-        if (target && typeof sha256 === "string") target.sha256 = sha256;
-      };
     }
-    this.hasher.postMessage({ id: rec.id, file: rec.file });
+    if (this.hasher) {
+      this.hasher.postMessage({ id: rec.id, file: rec.file });
+      return;
+    }
+    const read = async (start, end) => new Uint8Array(await rec.file.slice(start, end).arrayBuffer());
+    hashFile(read, rec.size).then(rec.hashes.resolve, rec.hashes.reject);
+  }
+
+  /** The file's hashes, moved to the front of the worker's line when a receiver asks before its turn. */
+  hashesOf(rec) {
+    this.hasher?.postMessage({ first: rec.id });
+    this.hashWaiters++;
+    this.changed();
+    const done = () => {
+      this.hashWaiters--;
+      this.changed();
+    };
+    rec.hashes.promise.then(done, done);
+    return rec.hashes.promise;
   }
 
   addNote(text) {
@@ -212,13 +239,19 @@ export class Sharer extends EventTarget {
       refuseBusy(channel);
       return;
     }
-    const up = new Upload(channel, (id) => this.files.get(id), chunkSize(r.link.maxMessageSize));
+    const up = new Upload(
+      channel,
+      (id) => this.files.get(id),
+      chunkSize(r.link.maxMessageSize),
+      (rec) => this.hashesOf(rec),
+    );
     /** @type {{up: Upload, meter: Meter | null, name: string}} */
     const t = { up, meter: null, name: "" };
     up.addEventListener("start", (e) => {
       const rec = /** @type {CustomEvent} */ (e).detail;
       t.name = rec.path;
       t.meter = new Meter(rec.size);
+      t.meter.restart(up.from); // a resumed download: speed and time left count from where it starts
       r.uploads.add(t);
       this.changed();
     });

@@ -8,6 +8,7 @@ import { sleep } from "./util.js";
 const CLOSE_RECONNECT = 4000; // not 1000/1001: those mean "I left" to the server
 const PING_EVERY_MS = 15000;
 const PONG_TIMEOUT_MS = 10000;
+const CHECK_TIMEOUT_MS = 4000; // an explicit liveness check (after a lost direct link) waits this long
 
 export class Signaling extends EventTarget {
   /** @param {{url: string, room: string, name?: string}} options */
@@ -24,6 +25,8 @@ export class Signaling extends EventTarget {
     this.attempt = 0;
     this.stopped = false;
     this.queue = []; // signals sent while not joined, flushed if our peer id survives
+    this.lastSeen = 0;
+    this.checking = false;
   }
 
   emit(type, detail) {
@@ -63,7 +66,7 @@ export class Signaling extends EventTarget {
       return;
     }
     this.ws = ws;
-    let lastSeen = Date.now();
+    this.lastSeen = Date.now();
     ws.onopen = () => {
       performance.mark("pea:ws-open");
       const join = { type: "join", room: this.room };
@@ -72,7 +75,7 @@ export class Signaling extends EventTarget {
       ws.send(JSON.stringify(join));
       clearInterval(this.pinger);
       this.pinger = setInterval(() => {
-        if (Date.now() - lastSeen > PING_EVERY_MS + PONG_TIMEOUT_MS) {
+        if (Date.now() - this.lastSeen > PING_EVERY_MS + PONG_TIMEOUT_MS) {
           ws.close(CLOSE_RECONNECT, "no answer"); // half-open connection: start over
           return;
         }
@@ -80,7 +83,7 @@ export class Signaling extends EventTarget {
       }, PING_EVERY_MS);
     };
     ws.onmessage = (ev) => {
-      lastSeen = Date.now();
+      this.lastSeen = Date.now();
       let msg;
       try {
         msg = JSON.parse(ev.data);
@@ -152,6 +155,27 @@ export class Signaling extends EventTarget {
       default:
         break;
     }
+  }
+
+  /**
+   * Ping now and start over if nothing comes back soon: after the network changed, a
+   * connection can look open for long without carrying anything.
+   */
+  checkAlive(timeoutMs = CHECK_TIMEOUT_MS) {
+    const ws = this.ws;
+    if (ws?.readyState !== 1 || this.checking) return;
+    this.checking = true;
+    const asked = Date.now();
+    ws.send(JSON.stringify({ type: "ping" }));
+    setTimeout(() => {
+      this.checking = false;
+      if (this.ws !== ws || this.lastSeen >= asked) return;
+      // Forget it at once: a close handshake over a dead path can take long.
+      this.ws = null;
+      clearInterval(this.pinger);
+      ws.close(CLOSE_RECONNECT, "no answer");
+      this.scheduleRetry("the connection to the server was lost");
+    }, timeoutMs);
   }
 
   rawSignal(to, data) {

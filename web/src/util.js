@@ -31,6 +31,11 @@ export class Meter {
     this.samples.push([now, done]);
     while (this.samples.length > 2 && now - this.samples[0][0] > this.windowMs) this.samples.shift();
   }
+  /** Measure again from `done` (a resumed transfer): the bytes before it are not speed. */
+  restart(done) {
+    this.done = done;
+    this.samples = [[performance.now(), done]];
+  }
   get speed() {
     const [t0, d0] = this.samples[0];
     const [t1, d1] = this.samples[this.samples.length - 1];

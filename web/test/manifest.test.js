@@ -2,12 +2,17 @@
 // The control channel's framing, as both sides use it (src/transfer/manifest.js).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { MANIFEST_BATCH, addMessages, helloMessage, readAdd } from "../src/transfer/manifest.js";
+import { MANIFEST_BATCH, addMessages, helloMessage, readAdd, readHello } from "../src/transfer/manifest.js";
 
 const entry = (i) => ({ id: String(i), name: `f${i}.txt`, path: `dir/f${i}.txt`, size: i, type: "text/plain", mtime: 1732400000000 });
 
 test("the sharer's hello is the documented one", () => {
-  assert.deepEqual(helloMessage(), { t: "hello", v: 1, app: "pea-web" });
+  assert.deepEqual(helloMessage(), { t: "hello", v: 3, app: "pea-web" });
+});
+
+test("a receiver accepts only a version-3 hello (a version-2 sharer said v: 1)", () => {
+  assert.equal(readHello(helloMessage()), true);
+  for (const m of [{ t: "hello", v: 1, app: "pea-web" }, { t: "hello", v: 2 }, { t: "hello", v: "3" }, { t: "add", files: [] }, null]) assert.equal(readHello(m), false, JSON.stringify(m));
 });
 
 test("a large share goes in batches of at most MANIFEST_BATCH entries, files then notes, and reads back whole", () => {

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test } from "node:test";
+import { BLOCK, hashFile } from "../src/transfer/blocks.js";
 import { HIGH_WATER, WINDOW } from "../src/transfer/protocol.js";
 import { Upload } from "../src/transfer/send.js";
 
@@ -52,6 +53,11 @@ function file(size) {
   return { rec: { id: "1", name: "f.bin", path: "f.bin", size, type: "", file: new Blob([bytes]) }, bytes };
 }
 
+/** The file's hashes, as the sharer computes them once when a file is added. */
+function hashesOf(rec) {
+  return hashFile(async (start, end) => new Uint8Array(await rec.file.slice(start, end).arrayBuffer()), rec.size);
+}
+
 /** Resolves once nothing more has been sent for `quietMs` (the sender is waiting), within `maxMs`. */
 async function settled(ch, quietMs = 400, maxMs = 20000) {
   const start = Date.now();
@@ -71,7 +77,7 @@ async function settled(ch, quietMs = 400, maxMs = 20000) {
 test("a receiver that acknowledges nothing never gets more than the 16 MiB window", async () => {
   const ch = new FakeChannel({ drains: true });
   const { rec } = file(2 * WINDOW + 8 * MiB);
-  const up = new Upload(ch, (id) => (id === "1" ? rec : null), CHUNK);
+  const up = new Upload(ch, (id) => (id === "1" ? rec : undefined), CHUNK, hashesOf);
   const run = up.run();
   run.catch(() => {});
   ch.say({ t: "get", file: "1" });
@@ -89,7 +95,7 @@ test("a receiver that acknowledges nothing never gets more than the 16 MiB windo
 test("the channel's send buffer never holds more than 4 MiB, and the file arrives whole", async () => {
   const ch = new FakeChannel({ drains: false });
   const { rec, bytes } = file(12 * MiB + 12345);
-  const up = new Upload(ch, () => rec, CHUNK);
+  const up = new Upload(ch, () => rec, CHUNK, hashesOf);
   const run = up.run();
   ch.say({ t: "get", file: "1" });
   const deadline = Date.now() + 30000;
@@ -110,4 +116,42 @@ test("the channel's send buffer never holds more than 4 MiB, and the file arrive
   assert.equal(ch.hash.digest("hex"), want);
   ch.say({ t: "ok", sha256: want });
   assert.deepEqual(await run, { size: bytes.length, sha256: want });
+});
+
+test("a get from an offset: meta, then every block from there announced with its hash, nothing before it", async () => {
+  const ch = new FakeChannel({ drains: true });
+  const { rec, bytes } = file(3 * BLOCK + 7);
+  const up = new Upload(ch, () => rec, CHUNK, hashesOf);
+  const run = up.run();
+  ch.say({ t: "get", file: "1", from: BLOCK });
+  const deadline = Date.now() + 20000;
+  while (!ch.texts.some((m) => m.t === "end")) {
+    assert.ok(Date.now() < deadline, "the file never finished");
+    await settled(ch, 50);
+    ch.say({ t: "ack", bytes: BLOCK + ch.received });
+  }
+  const whole = createHash("sha256").update(bytes).digest("hex");
+  const sha = (a, b) => createHash("sha256").update(bytes.subarray(a, b)).digest("hex");
+  assert.deepEqual(ch.texts[0], { t: "meta", size: bytes.length, sha256: whole, block: BLOCK, from: BLOCK });
+  assert.deepEqual(
+    ch.texts.filter((m) => m.t === "block"),
+    [1, 2, 3].map((i) => ({ t: "block", i, sha256: sha(i * BLOCK, Math.min(bytes.length, (i + 1) * BLOCK)) })),
+  );
+  assert.equal(ch.received, bytes.length - BLOCK, "bytes before the offset were sent");
+  assert.equal(ch.hash.digest("hex"), sha(BLOCK, bytes.length));
+  ch.say({ t: "ok", sha256: whole });
+  assert.equal((await run).sha256, whole);
+});
+
+test("a get that starts inside a block or past the end is refused bad-offset", async () => {
+  for (const from of [1, BLOCK + 1, 5 * BLOCK, -BLOCK, "0"]) {
+    const ch = new FakeChannel({ drains: true });
+    const { rec } = file(2 * BLOCK);
+    const up = new Upload(ch, () => rec, CHUNK, hashesOf);
+    const run = up.run();
+    ch.say({ t: "get", file: "1", from });
+    await assert.rejects(run, { code: "bad-offset" }, `from ${from}`);
+    assert.equal(ch.texts[0].code, "bad-offset");
+    assert.equal(ch.received, 0);
+  }
 });

@@ -10,6 +10,11 @@ export const MANIFEST_BATCH = 200; // entries per `add` message, far below any m
 /** @typedef {{id: string, name: string, path: string, size: number, type: string, mtime: number}} FileEntry */
 /** @typedef {{id: string, text: string}} NoteEntry */
 
+/** Is this the sharer's `hello` of our protocol version (anything else is refused)? @param {any} m */
+export function readHello(m) {
+  return m?.t === "hello" && m.v === VERSION;
+}
+
 /** The sharer's first message on the control channel. */
 export function helloMessage() {
   return { t: "hello", v: VERSION, app: "pea-web" };
@@ -45,7 +50,7 @@ export function readAdd(m) {
   /** @type {FileEntry[]} */
   const files = [];
   for (const f of Array.isArray(m.files) ? m.files : []) {
-    if (!f || typeof f.id !== "string" || typeof f.name !== "string" || !Number.isSafeInteger(f.size) || f.size < 0) continue;
+    if (!f || typeof f.id !== "string" || !f.id || f.id.length > 64 || typeof f.name !== "string" || !Number.isSafeInteger(f.size) || f.size < 0) continue;
     files.push({ id: f.id, name: f.name, path: typeof f.path === "string" ? f.path : f.name, size: f.size, type: typeof f.type === "string" ? f.type : "", mtime: Number(f.mtime) || Date.now() });
   }
   /** @type {NoteEntry[]} */

@@ -2,7 +2,7 @@
 // Constants and framing of the data-channel protocol (docs/transfer-protocol.md).
 // Text messages are JSON objects with a field `t`; binary messages are file bytes.
 
-export const VERSION = 1; // of the control channel, sent in the sharer's `hello`
+export const VERSION = 3; // of the transfer protocol, sent in the sharer's `hello` on the control channel
 export const CONTROL_LABEL = "control";
 export const GET_LABEL = "get";
 
@@ -33,8 +33,12 @@ export function parse(text) {
  *
  * Both sides: "cancelled", "mismatch" (SHA-256 did not match), "no-such-file",
  * "unreadable" (the sharer's browser can no longer read the file). Sender: "gone" (the
- * receiver left), "timeout" (info.what: "request" | "confirmation"). Receiver: "vanished"
- * (info.why: "left" | "lost" | undefined), "too-long", "short" (info.received, info.size),
+ * receiver left), "timeout" (info.what: "request" | "hashes" | "confirmation"),
+ * "bad-offset" (a `get` starting inside a block or past the end). Receiver: "vanished"
+ * (info.why: "left" | "lost" | "gave-up" (no new connection in time) | undefined),
+ * "changed" (the sharer's file is not the one a paused download started with),
+ * "corrupt" (info.block failed its check on every re-fetch), "protocol" (the sharer broke
+ * the order of meta, blocks and end), "too-long", "short" (info.received, info.size),
  * "sender-error" (another code the sharer sent; info.said, its own words),
  * "zip-cancelled"; download.js: "not-started", "start-failed" (info.said),
  * "worker-not-started", "worker-silent".
@@ -42,7 +46,7 @@ export function parse(text) {
 export class TransferError extends Error {
   /**
    * @param {string} code
-   * @param {{name?: string, what?: string, why?: string, received?: number, size?: number, said?: string}} [info]
+   * @param {{name?: string, what?: string, why?: string, received?: number, size?: number, said?: string, block?: number}} [info]
    */
   constructor(code, info = {}) {
     super(code);

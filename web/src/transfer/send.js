@@ -1,23 +1,39 @@
 // @ts-check
-// Sender side of one `get` channel: reads the file with File.slice in blocks,
-// hashes it on the way out, and sends chunks under two limits: the channel's
-// own buffer (bufferedAmountLowThreshold) and the receiver's acknowledged
-// window, so a receiver that writes slowly is never flooded.
-import { createSHA256 } from "hash-wasm";
+// Sender side of one `get` channel (protocol v3): waits for the file's block
+// hashes (computed once when it was shared), then from the requested offset
+// announces each block with its hash and sends its bytes, read with File.slice,
+// under two limits: the channel's own buffer (bufferedAmountLowThreshold) and
+// the receiver's acknowledged window, so a receiver that writes slowly is never
+// flooded. An upload keeps no state worth keeping: a resumed download is a new
+// channel whose `get` says where to start.
+import { BLOCK, blockHash, blockMessage, endMessage, metaMessage, validFrom } from "./blocks.js";
 import { HIGH_WATER, LOW_WATER, READ_BLOCK, TransferError, WINDOW, parse } from "./protocol.js";
 
+const HASH_WAIT_MS = 60 * 60 * 1000; // hashing a very large file on a slow disk, at worst
+
+/** @typedef {import("./blocks.js").FileHashes} FileHashes */
+/** @typedef {{id: string, file: Blob, name: string, path: string, size: number}} SharedFile */
+
 export class Upload extends EventTarget {
-  constructor(channel, lookup, chunk) {
+  // `hashes(rec)`: a promise of the file's FileHashes, once known.
+  constructor(channel, lookup, chunk, hashes) {
     super();
     this.ch = channel;
     this.lookup = lookup;
     this.chunk = chunk;
+    this.from = 0;
     this.acked = 0;
     this.sent = 0;
     this.closed = false;
+    /** @type {any} */
     this.reply = null;
+    /** @type {any} */
     this.request = null;
+    /** @type {SharedFile | null} */
     this.file = null;
+    /** @type {(rec: SharedFile) => Promise<FileHashes>} */
+    this.hashes = hashes;
+    /** @type {((v?: unknown) => void) | null} */
     this.wakeup = null;
     channel.binaryType = "arraybuffer";
     channel.bufferedAmountLowThreshold = LOW_WATER;
@@ -44,12 +60,12 @@ export class Upload extends EventTarget {
     this.wake();
   }
 
+  /** @param {string} type @param {unknown} detail */
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
   wake() {
-    /** @type {((v?: unknown) => void) | null} */
     const w = this.wakeup;
     this.wakeup = null;
     w?.();
@@ -62,13 +78,25 @@ export class Upload extends EventTarget {
     });
   }
 
+  /** @param {() => unknown} cond @param {number} timeoutMs @param {string} what */
   async until(cond, timeoutMs, what) {
     const deadline = performance.now() + timeoutMs;
     while (!cond()) {
-      if (this.closed) throw new TransferError("gone");
+      if (this.closed) throw new TransferError("gone", { name: this.file?.name });
       if (performance.now() > deadline) throw new TransferError("timeout", { what });
       await this.wait();
     }
+  }
+
+  /** @param {object} obj */
+  sendText(obj) {
+    this.ch.send(JSON.stringify(obj));
+  }
+
+  /** @param {string} code @param {string} message @returns {never} */
+  refuse(code, message) {
+    this.sendText({ t: "error", code, message });
+    throw new TransferError(code, { name: this.file?.name });
   }
 
   async run() {
@@ -76,54 +104,78 @@ export class Upload extends EventTarget {
     if (ch.readyState === "connecting") await new Promise((r) => ch.addEventListener("open", r, { once: true }));
     await this.until(() => this.request, 15000, "request");
     const rec = this.lookup(String(this.request.file));
-    if (!rec) {
-      ch.send(JSON.stringify({ t: "error", code: "no-such-file", message: "The sharer no longer offers this file." }));
-      throw new TransferError("no-such-file");
-    }
+    if (!rec) return this.refuse("no-such-file", "The sharer no longer offers this file.");
     this.file = rec;
+    const size = rec.size;
+    const from = this.request.from ?? 0;
+    if (!validFrom(from, size)) return this.refuse("bad-offset", "A download can only start at a block boundary within the file.");
+    this.from = from;
+    this.sent = from;
+    this.acked = from;
     this.emit("start", rec);
-    const { file, size } = rec;
-    // Known already (hashed in a worker when shared): no hashing while sending.
-    const known = typeof rec.sha256 === "string" ? rec.sha256 : null;
-    const hasher = known ? null : await createSHA256();
-    hasher?.init();
-    const read = (at) => file.slice(at, Math.min(size, at + READ_BLOCK)).arrayBuffer();
-    let offset = 0;
-    let next = size > 0 ? read(0) : null;
+    /** @type {FileHashes | null} */
+    let known = null;
+    let broken = false;
+    this.hashes(rec).then(
+      (h) => {
+        known = h;
+        this.wake();
+      },
+      () => {
+        broken = true;
+        this.wake();
+      },
+    );
+    await this.until(() => known || broken, HASH_WAIT_MS, "hashes");
+    if (!known) return this.refuse("unreadable", "The sharer's browser can no longer read this file (moved or changed?).");
+    const { sha256, blocks } = /** @type {FileHashes} */ (known);
+    this.sendText(metaMessage(size, sha256, from));
+    const read = (/** @type {number} */ at) => rec.file.slice(at, Math.min(size, at + READ_BLOCK)).arrayBuffer();
+    let offset = from;
+    let next = from < size ? read(from) : null;
     while (offset < size) {
       let buf;
       try {
-        buf = new Uint8Array(await next);
+        buf = new Uint8Array(await /** @type {Promise<ArrayBuffer>} */ (next));
       } catch {
         buf = new Uint8Array(0);
       }
-      if (buf.byteLength === 0) {
-        ch.send(JSON.stringify({ t: "error", code: "unreadable", message: "The sharer's browser can no longer read this file (moved or changed?)." }));
-        throw new TransferError("unreadable", { name: rec.name });
-      }
-      const end = offset + buf.byteLength;
-      next = end < size ? read(end) : null; // read ahead while this block goes out
-      hasher?.update(buf);
-      for (let p = 0; p < buf.byteLength; p += this.chunk) {
-        const piece = buf.subarray(p, Math.min(p + this.chunk, buf.byteLength));
-        // Both limits count the chunk about to go: they are ceilings, never overshot.
-        while (ch.bufferedAmount + piece.byteLength > HIGH_WATER || this.sent + piece.byteLength - this.acked > WINDOW) {
-          if (this.closed) throw new TransferError("gone", { name: rec.name });
-          await this.wait();
-        }
-        if (this.closed) throw new TransferError("gone", { name: rec.name });
-        ch.send(piece);
-        this.sent += piece.byteLength;
-        this.emit("progress", { sent: this.sent, acked: this.acked });
+      const want = Math.min(READ_BLOCK, size - offset);
+      if (buf.byteLength !== want) return this.refuse("unreadable", "The sharer's browser can no longer read this file (moved or changed?).");
+      const end = offset + want;
+      next = end < size ? read(end) : null; // read ahead while this one goes out
+      // READ_BLOCK is a multiple of BLOCK and `from` is block aligned: every read holds whole blocks.
+      for (let b = 0; b < want; b += BLOCK) {
+        const i = (offset + b) / BLOCK;
+        this.sendText(blockMessage(i, blockHash(blocks, i)));
+        await this.sendBytes(buf.subarray(b, Math.min(b + BLOCK, want)));
       }
       offset = end;
     }
-    const sha256 = known ?? /** @type {NonNullable<typeof hasher>} */ (hasher).digest("hex");
-    ch.send(JSON.stringify({ t: "end", size, sha256 }));
+    this.sendText(endMessage(size, sha256));
     await this.until(() => this.reply, 120000, "confirmation");
     if (this.reply.t === "bad") throw new TransferError("mismatch", { name: rec.name });
     if (this.reply.t === "cancel") throw new TransferError("cancelled", { name: rec.name });
     this.emit("progress", { sent: size, acked: size });
     return { size, sha256 };
+  }
+
+  /** One block's bytes, in chunks, within both limits. @param {Uint8Array} bytes */
+  async sendBytes(bytes) {
+    const ch = this.ch;
+    const name = this.file?.name;
+    for (let p = 0; p < bytes.byteLength; p += this.chunk) {
+      const piece = bytes.subarray(p, Math.min(p + this.chunk, bytes.byteLength));
+      // Both limits count the chunk about to go: they are ceilings, never overshot.
+      while (ch.bufferedAmount + piece.byteLength > HIGH_WATER || this.sent + piece.byteLength - this.acked > WINDOW) {
+        if (this.closed) throw new TransferError("gone", { name });
+        await this.wait();
+      }
+      if (this.closed) throw new TransferError("gone", { name });
+      if (this.reply?.t === "cancel") throw new TransferError("cancelled", { name });
+      ch.send(/** @type {Uint8Array<ArrayBuffer>} */ (piece));
+      this.sent += piece.byteLength;
+      this.emit("progress", { sent: this.sent, acked: this.acked });
+    }
   }
 }

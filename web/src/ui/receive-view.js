@@ -2,6 +2,7 @@
 // The receiving page: connection state in words, the shared files and notes,
 // download buttons with progress, and every failure explained.
 import { CONNECT_TIMEOUT_MS } from "../peer.js";
+import { RESUME_MS } from "../receiver.js";
 import { visible } from "../names.js";
 import { formatBytes, progressText } from "./format.js";
 import { banner, h, setText, syncList } from "./dom.js";
@@ -10,6 +11,8 @@ import { memoryNotice } from "./unsupported.js";
 
 export const V1_LINK_SENTENCE =
   "This link was made by an older version of pea, which this page no longer accepts (it could not tell the sharer from anyone else holding the link). Nothing was downloaded: ask the sharer to share again and send you the new link.";
+export const V2_LINK_SENTENCE =
+  "This link was made by an older version of pea, which this page no longer accepts (it cannot resume a broken transfer). Nothing was downloaded: ask the sharer to share again and send you the new link.";
 export const IMPOSTOR_SENTENCE = "Someone else who has this link tried to pose as the sharer; pea ignored them.";
 
 /** @type {Record<string, (d: {kind?: string, message?: string}) => string>} */
@@ -23,6 +26,7 @@ const FAILED_WORDS = {
   refused: ({ message }) => message || "The server refused to let us in.",
   "no-peer": ({ message }) => `This browser could not start a direct connection (${message}). Try a current Firefox, Chrome, Edge or Safari.`,
   setup: ({ message }) => `Could not set up the connection: ${message}`,
+  version: () => "The sharer's page runs another version of pea; ask them to reload it and share again.",
 };
 
 /** @type {Record<string, (a: {kind?: string, error?: any}) => string>} */
@@ -36,13 +40,21 @@ const ALERT_WORDS = {
 /** Links this page will not open, by code (main.js decides which). */
 const REFUSED_LINK_WORDS = {
   v1: { title: "This link is from an older pea", sentence: V1_LINK_SENTENCE },
+  v2: { title: "This link is from an older pea", sentence: V2_LINK_SENTENCE },
   incomplete: { title: "This link is incomplete", sentence: "The part after # is not a valid pea link. Ask for the link again." },
 };
 
-/** @param {"v1" | "incomplete"} code */
+/** @param {"v1" | "v2" | "incomplete"} code */
 export function refusedLinkView(code) {
   const { title, sentence } = REFUSED_LINK_WORDS[code];
   return h("section", { class: "card" }, h("h1", {}, title), h("p", { "data-testid": "status", class: "status bad" }, sentence), h("p", {}, h("a", { href: "/" }, "Share your own files")));
+}
+
+/** A running download's line: paused while reconnecting, and where it resumed once it has. */
+function runningText(d) {
+  if (d.paused) return `Paused at ${formatBytes(d.meter.done)}: waiting for the connection to come back.`;
+  const text = progressText(d.meter);
+  return d.resumedAt >= 0 ? `${text} · resumed at ${formatBytes(d.resumedAt)}` : text;
 }
 
 function statusText(rx) {
@@ -63,8 +75,12 @@ function statusText(rx) {
       return t ? "Connected to the sharer. The pea server is unreachable, but the direct connection keeps working." : "Connected to the sharer.";
     case "sharer-left":
       return "The sharer left: they closed the page or lost their network. Ask them to share again.";
+    case "reconnecting":
+      return `The direct connection to the sharer was lost (one of you lost the network). Reconnecting… unfinished downloads will continue where they stopped (pea keeps trying for ${RESUME_MS / 60000} minutes).`;
     case "lost":
-      return "The direct connection to the sharer was lost (one of you lost the network).";
+      return rx.detail === "gave-up"
+        ? `The direct connection to the sharer was lost and could not be made again within ${RESUME_MS / 1000} s (one of you is still offline).`
+        : "The direct connection to the sharer was lost (one of you lost the network).";
     case "no-route": {
       // Some browsers (Firefox) give up at once where no network path exists; others wait for our bound.
       const why = rx.detail === "ice-failed" ? "the two browsers found no network path to each other" : `nothing answered within ${CONNECT_TIMEOUT_MS / 1000} s`;
@@ -127,7 +143,7 @@ export function receiveView({ receiver, path }) {
     }
     setText(status, statusText(receiver));
     status.dataset.state = receiver.state;
-    status.classList.toggle("bad", ["sharer-left", "lost", "no-route", "tampered", "failed"].includes(receiver.state));
+    status.classList.toggle("bad", ["sharer-left", "lost", "no-route", "tampered", "failed", "reconnecting"].includes(receiver.state));
     for (; shownAlerts < receiver.alerts.length; shownAlerts++) {
       const a = receiver.alerts[shownAlerts];
       const text = ALERT_WORDS[a.code]?.(a) ?? a.code;
@@ -141,7 +157,7 @@ export function receiveView({ receiver, path }) {
     const a = receiver.downloads.get("*");
     allBar.hidden = !a || a.done || !!a.error;
     if (a) allBar.value = a.meter.fraction;
-    setText(allState, !a ? "" : a.error ? `Zip failed: ${receiveErrorText(a.error)}` : a.done ? "Zip saved." : progressText(a.meter));
+    setText(allState, !a ? "" : a.error ? `Zip failed: ${receiveErrorText(a.error)}` : a.done ? "Zip saved." : runningText(a));
     syncList(
       list,
       files,
@@ -187,7 +203,7 @@ export function receiveView({ receiver, path }) {
         let detail = "";
         if (d?.error) detail = `Failed: ${receiveErrorText(d.error)}`;
         else if (d?.done) detail = "Saved and verified (SHA-256).";
-        else if (d) detail = progressText(d.meter);
+        else if (d) detail = runningText(d);
         else if (memory && f.size > path.budget)
           detail = `Too large for this browser to keep in memory (about ${formatBytes(path.budget)}): it will probably fail here. See above for a way to stream it instead.`;
         setText(row.querySelector(".detail"), detail);

@@ -3,7 +3,7 @@
 // download.js's), one table per side. `name` is the file's name as the model made it
 // safe to show (hidden characters spelled out).
 
-/** @typedef {{code?: string, message?: string, info?: {name?: string, what?: string, why?: string, received?: number, size?: number, said?: string}}} CodedError */
+/** @typedef {{code?: string, message?: string, info?: {name?: string, what?: string, why?: string, received?: number, size?: number, said?: string, block?: number}}} CodedError */
 
 /** @type {Record<string, (i: NonNullable<CodedError["info"]>) => string>} */
 const RECEIVING = {
@@ -12,7 +12,12 @@ const RECEIVING = {
       ? `The sharer left in the middle of “${name}”; that download was stopped.`
       : why === "lost"
         ? `The connection to the sharer was lost in the middle of “${name}”; that download was stopped.`
-        : `The sharer vanished in the middle of “${name}” (closed the page or lost the network).`,
+        : why === "gave-up"
+          ? `The connection to the sharer was lost in the middle of “${name}” and could not be made again in time; that download was stopped.`
+          : `The sharer vanished in the middle of “${name}” (closed the page or lost the network).`,
+  changed: ({ name }) => `“${name}” cannot continue: the sharer's file is no longer the one this download started with.`,
+  corrupt: ({ name, block }) => `Part ${Number(block) + 1} of “${name}” arrived damaged four times: the sharer's file is changing or its disk is failing. The download was stopped.`,
+  protocol: ({ name }) => `The sharer's page sent “${name}” out of order; the download was stopped.`,
   "too-long": ({ name }) => `“${name}” came with more bytes than announced; discarded.`,
   short: ({ name, received, size }) => `“${name}” arrived with ${received} bytes instead of ${size}.`,
   mismatch: ({ name }) => `SHA-256 mismatch for “${name}”: the bytes received are not the bytes sent. The download was stopped.`,
@@ -33,6 +38,7 @@ const SENDING = {
   gone: ({ name }) => (name ? "the receiver left during the transfer" : "the receiver closed the transfer"),
   timeout: ({ what }) => `no ${what} from the receiver`,
   "no-such-file": () => "asked for a file that is not shared",
+  "bad-offset": () => "asked to start inside a block",
   unreadable: () => "the file can no longer be read (moved or changed?)",
   mismatch: () => "the receiver's SHA-256 did not match: the file was damaged in transit",
   cancelled: () => "the receiver cancelled",

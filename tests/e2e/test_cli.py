@@ -31,7 +31,7 @@ def test_cli_to_cli_files_folders_and_note(
     sender, link = send(
         node_a.url, tree / "top.bin", tree / "folder", "--text", "door code 1234", "--once"
     )
-    assert link.startswith(node_a.url + "/#2.")
+    assert link.startswith(node_a.url + "/#3.")
     try:
         # The receiver reaches the sharer through the other node: the server is the link's
         # own unless told otherwise.
@@ -56,5 +56,37 @@ def test_cli_to_cli_files_folders_and_note(
         assert sender.wait(30) == 0, sender.output()
         verified = [e for e in sender.named("uploaded") if e["verified"]]
         assert len(verified) == len(want)
+    finally:
+        sender.kill()
+
+
+def test_an_interrupted_receive_resumes_when_run_again(
+    cluster: tuple[PeaNode, PeaNode], tmp_path: Path
+) -> None:
+    """`pea receive` killed mid-file keeps what it verified; the same command again asks
+    the sharer for the rest only (a `get` from the last verified block) and completes."""
+    node_a, _ = cluster
+    src = tmp_path / "big.bin"
+    write_random(src, 12 * MiB + 7)
+    out = tmp_path / "out"
+    sender, link = send(node_a.url, src)
+    try:
+        r = receive(link, "--out", out)
+        r.wait_event(
+            lambda e: e.get("event") == "download" and e["bytes"] >= 3 * MiB, 90, "3 MiB received"
+        )
+        r.kill()  # no goodbye, as a crash or a closed laptop
+        part = out / "big.bin.pea-part"
+        kept = part.stat().st_size
+        assert kept >= 2 * MiB and not (out / "big.bin").exists()
+        again = receive(link, "--out", out)
+        assert again.wait(120) == 0, again.output()
+        resumed = again.named("resumed")[0]
+        assert resumed["bytes"] % MiB == 0 and resumed["bytes"] >= 2 * MiB
+        assert sha256_file(out / "big.bin") == sha256_file(src)
+        assert sorted(p.name for p in out.iterdir()) == ["big.bin"]
+        # The sharer sent the second run only what was missing (whole blocks from there).
+        first_of_second = [e for e in sender.named("upload") if e["receiver"] == 2]
+        assert first_of_second[0]["bytes"] >= resumed["bytes"]
     finally:
         sender.kill()

@@ -34,12 +34,12 @@ def test_link_gives_the_documented_room_and_key() -> None:
     "link",
     [
         "https://h/#AAECAwQFBgcICQoLDA0ODw",  # version 1: a bare secret
-        "https://h/#3.AAECAwQFBgcICQoLDA0ODw.If4x36FUomFia_hUBG_SJw",  # another version
-        "https://h/#2.AAECAwQFBgcICQoLDA0ODx.If4x36FUomFia_hUBG_SJw",  # not canonical
-        "https://h/#2.AAECAwQFBgcICQoLDA0ODw.If4x36FUomFia_hUBG_SJw\n",
-        "https://h/#2.AAECAwQFBgcICQoLDA0ODw",
+        "https://h/#2.AAECAwQFBgcICQoLDA0ODw.If4x36FUomFia_hUBG_SJw",  # version 2
+        "https://h/#3.AAECAwQFBgcICQoLDA0ODx.If4x36FUomFia_hUBG_SJw",  # not canonical
+        "https://h/#3.AAECAwQFBgcICQoLDA0ODw.If4x36FUomFia_hUBG_SJw\n",
+        "https://h/#3.AAECAwQFBgcICQoLDA0ODw",
         "https://h/",
-        "ftp://h/#2.AAECAwQFBgcICQoLDA0ODw.If4x36FUomFia_hUBG_SJw",
+        "ftp://h/#3.AAECAwQFBgcICQoLDA0ODw.If4x36FUomFia_hUBG_SJw",
     ],
 )
 def test_links_the_browser_refuses_are_refused(link: str) -> None:
@@ -90,7 +90,7 @@ def test_impostors_and_malformed_envelopes_are_refused() -> None:
     unsigned = SignalAuth(secret).seal("candidate", v["sharer_peer"], v["receiver_peer"], "{}")
     assert receiver.open(unsigned, v["sharer_peer"], v["receiver_peer"]).why == "impostor"
     bad: object
-    for bad in ({**env, "v": 1}, {**env, "seq": 0}, {**env, "seq": True}, {**env, "sid": "x"}, []):
+    for bad in ({**env, "v": 2}, {**env, "seq": 0}, {**env, "seq": True}, {**env, "sid": "x"}, []):
         assert receiver.open(bad, v["sharer_peer"], v["receiver_peer"]).why == "malformed"
     assert receiver.open(env, "bad\nid", v["receiver_peer"]).why == "malformed"
     # A sharer refuses offers: another page acting as a sharer.

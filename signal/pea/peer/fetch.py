@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import fnmatch
 import hashlib
+import json
 import logging
 import os
 import sys
@@ -18,9 +19,9 @@ from typing import Any
 from aiortc import RTCIceServer
 
 from pea.peer.auth import SignalAuth
-from pea.peer.channel import ChannelClosed, Overrun
+from pea.peer.channel import Channel, ChannelClosed, Overrun
 from pea.peer.exits import Exit, PeerError
-from pea.peer.link import ShareLink
+from pea.peer.link import VERSION, ShareLink
 from pea.peer.paths import PART_SUFFIX, Names, UnsafePath, exists_inside, open_inside, rename_inside
 from pea.peer.progress import Reporter
 from pea.peer.rtc import LinkFailed, PeerLink, ice_servers
@@ -28,7 +29,9 @@ from pea.peer.signalling import Frame, Signalling
 
 log = logging.getLogger("pea.peer")
 
-ACK_EVERY = 1 << 20
+BLOCK = 1 << 20  # fixed by the protocol (§3.2)
+MAX_REFETCH = 3
+STATE_SUFFIX = ".pea-part.json"
 SHARER_WAIT = 30.0  # nobody offers the link's files this long: the sharer is not there
 TAMPER_GRACE = 5.0  # after a forged sharer signal, a valid offer still has this long to win
 MANIFEST_WAIT = 15.0
@@ -241,7 +244,7 @@ class Fetcher:
     async def _manifest(self, link: PeerLink) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + MANIFEST_WAIT
-        got = False
+        got = hello = False
         while True:
             timeout = MANIFEST_QUIET if got else deadline - loop.time()
             if timeout <= 0:
@@ -251,6 +254,15 @@ class Fetcher:
             except TimeoutError:
                 if got:
                     return
+                continue
+            if not hello:
+                if m.get("t") != "hello" or m.get("v") != VERSION:
+                    raise PeerError(
+                        Exit.FAILED,
+                        "the sharer's page runs another version of pea; "
+                        "ask them to reload it and share again",
+                    )
+                hello = True
                 continue
             if m.get("t") == "add":
                 files, notes = read_add(m)
@@ -319,102 +331,263 @@ class Fetcher:
 
     async def _download(self, link: PeerLink, f: Entry, dest: str) -> None:
         to_stdout = dest == "-"
-        fd = -1
-        part = dest + PART_SUFFIX
-        if not to_stdout:
-            assert self.out is not None
-            try:
-                fd = open_inside(self.out, part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            except (UnsafePath, OSError) as e:
-                raise PeerError(Exit.FAILED, f"cannot write {self.out / dest}: {e}") from None
-        ch = link.create_channel("get")
-        h = hashlib.sha256()
-        received = acked = 0
-        shown = f.path
+        d = Download(f, None if to_stdout else self.out, dest, self.report)
         try:
-            try:
-                await ch.wait_open(20)
-                ch.send_json({"t": "get", "file": f.id})
-                while True:
-                    m = await ch.recv()
-                    if isinstance(m, bytes):
-                        received += len(m)
-                        if received > f.size:
-                            raise PeerError(
-                                Exit.VERIFICATION_FAILED,
-                                f"{shown}: the sharer sent more than its {f.size} bytes",
-                            )
-                        h.update(m)
-                        if to_stdout:
-                            sys.stdout.buffer.write(m)
-                        else:
-                            _write_all(fd, m)
-                        if received - acked >= ACK_EVERY:
-                            acked = received
-                            ch.send_json({"t": "ack", "bytes": acked})
-                        self.report.emit("download", path=shown, bytes=received, size=f.size)
-                        continue
-                    if m["t"] == "end":
-                        digest = h.hexdigest()
-                        if received != f.size or m.get("sha256") != digest:
-                            ch.send_json({"t": "bad", "sha256": digest})
-                            raise PeerError(
-                                Exit.VERIFICATION_FAILED,
-                                f"{shown}: verification failed (got {received} of {f.size} bytes, "
-                                f"SHA-256 {digest[:16]}…, not what the sharer announced); "
-                                "the partial file was deleted",
-                            )
-                        ch.send_json({"t": "ok", "sha256": digest})
-                        break
-                    if m["t"] == "error":
-                        code = m.get("code") if isinstance(m.get("code"), str) else "error"
-                        raise PeerError(Exit.FAILED, f"{shown}: the sharer refused: {code}")
-            except Overrun:
+            d.open()
+            while not await d.attempt(link):
+                pass  # a damaged block: fetched again from the last verified one
+        except ChannelClosed:
+            d.close(keep=True)
+            if self.sharer_gone or link.ended.is_set():
                 raise PeerError(
-                    Exit.FAILED, f"{shown}: the sharer flooded the channel (ignored flow control)"
+                    Exit.SHARER_LEFT,
+                    f"{f.path}: the sharer left after {d.verified} of {f.size} bytes "
+                    "(run the same command again to resume)",
                 ) from None
-            except ChannelClosed:
-                if self.sharer_gone or link.ended.is_set():
-                    raise PeerError(
-                        Exit.SHARER_LEFT,
-                        f"{shown}: the sharer left after {received} of {f.size} bytes "
-                        "(run the same command again to resume)",
-                    ) from None
-                raise PeerError(
-                    Exit.SHARER_LEFT, f"{shown}: the sharer closed the download"
-                ) from None
-        except BaseException as e:
-            if fd >= 0:
-                os.close(fd)
-                fd = -1
-                # Bytes that failed verification are discarded; a download cut short
-                # (sharer gone, Ctrl-C) keeps its verified-so-far part for a resume.
-                if isinstance(e, PeerError) and e.exit in (Exit.VERIFICATION_FAILED, Exit.FAILED):
-                    assert self.out is not None
-                    with contextlib.suppress(OSError):
-                        os.unlink(self.out / part)
+            raise PeerError(Exit.SHARER_LEFT, f"{f.path}: the sharer closed the download") from None
+        except Overrun:
+            d.close(keep=False)
+            raise PeerError(
+                Exit.FAILED, f"{f.path}: the sharer flooded the channel (ignored flow control)"
+            ) from None
+        except PeerError as e:
+            d.close(keep=e.exit not in (Exit.VERIFICATION_FAILED, Exit.FAILED))
             raise
+        except BaseException:
+            d.close(keep=True)  # Ctrl-C: what is verified stays for a resume
+            raise
+        d.finish()
+
+
+class Download:
+    """One file (§3.3-3.5): `get` from the verified offset, each block checked against
+    its hash before it is written, the whole file against `meta` and `end`. What is
+    verified goes to DIR/<name>.pea-part, beside a small state file naming the file's
+    SHA-256, so that running the command again resumes at the last verified block."""
+
+    def __init__(self, f: Entry, out: Path | None, dest: str, report: Reporter) -> None:
+        self.f = f
+        self.out = out
+        self.dest = dest
+        self.report = report
+        self.part = dest + PART_SUFFIX
+        self.state = dest + STATE_SUFFIX
+        self.fd = -1
+        self.verified = 0  # V: every byte before it verified and written
+        self.whole = hashlib.sha256()
+        self.sha256: str | None = None  # from the first `meta`, kept across resumes
+        self.refetches: dict[int, int] = {}
+
+    # -- the partial file ------------------------------------------------------------
+
+    def open(self) -> None:
+        if self.out is None:
+            return
+        try:
+            self.fd = open_inside(self.out, self.part, os.O_RDWR | os.O_CREAT)
+        except (UnsafePath, OSError) as e:
+            raise PeerError(Exit.FAILED, f"cannot write {self.out / self.dest}: {e}") from None
+        kept = self._read_state()
+        have = os.fstat(self.fd).st_size
+        if kept is not None and have > 0:
+            # Only whole verified blocks count (a crash may have cut a write short).
+            start = self.f.size if have >= self.f.size else have - have % BLOCK
+            self._rehash(start)
+            self.verified, self.sha256 = start, kept
+            self.report.emit("resumed", path=self.f.path, bytes=start, size=self.f.size)
+        self._truncate(self.verified)
+
+    def _read_state(self) -> str | None:
+        assert self.out is not None
+        try:
+            fd = open_inside(self.out, self.state, os.O_RDONLY)
+        except (UnsafePath, OSError):
+            return None
+        with os.fdopen(fd, "rb") as fh:
+            raw = fh.read(4096)
+        try:
+            st = json.loads(raw)
+        except ValueError:
+            return None
+        ok = (
+            isinstance(st, dict) and st.get("size") == self.f.size and st.get("path") == self.f.path
+        )
+        sha = st.get("sha256") if ok else None
+        return sha if isinstance(sha, str) and len(sha) == 64 else None
+
+    def _write_state(self) -> None:
+        if self.out is None:
+            return
+        fd = open_inside(self.out, self.state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"path": self.f.path, "size": self.f.size, "sha256": self.sha256}, fh)
+
+    def _rehash(self, upto: int) -> None:
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        left = upto
+        while left:
+            data = os.read(self.fd, min(left, 4 << 20))
+            if not data:
+                raise PeerError(Exit.FAILED, f"{self.part} changed while it was read")
+            self.whole.update(data)
+            left -= len(data)
+
+    def _truncate(self, at: int) -> None:
+        if self.fd >= 0:
+            os.ftruncate(self.fd, at)
+            os.lseek(self.fd, at, os.SEEK_SET)
+
+    def _restart(self) -> None:
+        """The sharer's file is not the one our partial file was part of: start over."""
+        self.verified, self.whole, self.sha256 = 0, hashlib.sha256(), None
+        self._truncate(0)
+
+    def close(self, keep: bool) -> None:
+        if self.fd < 0:
+            return
+        os.close(self.fd)
+        self.fd = -1
+        if not keep and self.out is not None:
+            for name in (self.part, self.state):
+                with contextlib.suppress(OSError):
+                    os.unlink(self.out / name)
+
+    def finish(self) -> None:
+        if self.out is None:
+            sys.stdout.buffer.flush()
+            where = "-"
+        else:
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            rename_inside(self.out, self.part, self.dest)
+            with contextlib.suppress(OSError):
+                os.unlink(self.out / self.state)
+            where = str(self.out / self.dest)
+        size = self.f.size
+        self.report.emit("download", path=self.f.path, bytes=size, size=size)
+        self.report.emit(
+            "saved", path=self.f.path, dest=where, size=size, sha256=self.whole.hexdigest()
+        )
+
+    def _write(self, data: bytes) -> None:
+        if self.fd < 0:
+            sys.stdout.buffer.write(data)
+        else:
+            _write_all(self.fd, data)
+
+    # -- one `get` channel -----------------------------------------------------------
+
+    def _protocol(self, what: str) -> PeerError:
+        return PeerError(
+            Exit.VERIFICATION_FAILED, f"{self.f.path}: the sharer broke the protocol ({what})"
+        )
+
+    async def attempt(self, link: PeerLink) -> bool:
+        """One `get`; True when the file is complete and verified, False to fetch again."""
+        f = self.f
+        ch = link.create_channel("get")
+        try:
+            await ch.wait_open(20)
+            ch.send_json({"t": "get", "file": f.id, "from": self.verified})
+            m = await ch.recv()
+            if isinstance(m, dict) and m["t"] == "error":
+                raise _refused(f, m)
+            if not isinstance(m, dict) or m["t"] != "meta":
+                raise self._protocol("no meta first")
+            if m.get("size") != f.size or m.get("block") != BLOCK or m.get("from") != self.verified:
+                raise self._protocol("meta does not match the request")
+            sha = m.get("sha256")
+            if not isinstance(sha, str):
+                raise self._protocol("meta has no sha256")
+            if self.sha256 is not None and sha != self.sha256:
+                # Resuming, but the sharer's file changed since: start over.
+                self.report.emit(
+                    "warning",
+                    code="changed",
+                    message=f"{f.path}: the sharer's file changed since the partial download; "
+                    "starting it again",
+                )
+                self._restart()
+                return False
+            self.sha256 = sha
+            self._write_state()
+            return await self._blocks(ch, link)
         finally:
             ch.close()
-        # Closed on both sides means our `ok` reached the sharer (SCTP sends a channel's
-        # queued messages before its reset); leaving earlier could lose it.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ch.closed.wait(), 2)
-        if to_stdout:
-            sys.stdout.buffer.flush()
-        else:
-            assert self.out is not None
-            os.fsync(fd)
-            os.close(fd)
-            rename_inside(self.out, part, dest)
-        self.report.emit("download", path=shown, bytes=f.size, size=f.size)
-        self.report.emit(
-            "saved",
-            path=f.path,
-            dest="-" if self.out is None else str(self.out / dest),
-            size=f.size,
-            sha256=h.hexdigest(),
-        )
+            # Closed on both sides means our last message reached the sharer (SCTP sends
+            # a channel's queued messages before its reset); leaving earlier could lose it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ch.closed.wait(), 2)
+
+    async def _blocks(self, ch: Channel, link: PeerLink) -> bool:
+        f = self.f
+        buf = bytearray()
+        want: str | None = None  # the hash of the block being received
+        while True:
+            m = await ch.recv()
+            if isinstance(m, bytes):
+                if want is None:
+                    raise self._protocol("bytes with no block announced")
+                buf += m
+                length = min(BLOCK, f.size - self.verified)
+                if len(buf) > length:
+                    raise self._protocol("more bytes than the block holds")
+                if len(buf) < length:
+                    self.report.emit(
+                        "download", path=f.path, bytes=self.verified + len(buf), size=f.size
+                    )
+                    continue
+                i = self.verified // BLOCK
+                if hashlib.sha256(buf).hexdigest() != want:
+                    self.refetches[i] = self.refetches.get(i, 0) + 1
+                    if self.refetches[i] > MAX_REFETCH:
+                        raise PeerError(
+                            Exit.VERIFICATION_FAILED,
+                            f"{f.path}: block {i} failed its check four times: the sharer's "
+                            "file is changing or its disk is failing",
+                        )
+                    ch.send_json({"t": "cancel"})
+                    return False
+                self._write(bytes(buf))
+                self.whole.update(buf)
+                self.verified += len(buf)
+                buf.clear()
+                want = None
+                ch.send_json({"t": "ack", "bytes": self.verified})
+                self.report.emit("download", path=f.path, bytes=self.verified, size=f.size)
+                continue
+            t = m["t"]
+            if t == "block":
+                index, sha = m.get("i"), m.get("sha256")
+                if want is not None or index != self.verified // BLOCK or self.verified >= f.size:
+                    raise self._protocol("a block out of order")
+                if not isinstance(sha, str):
+                    raise self._protocol("a block with no sha256")
+                want = sha
+            elif t == "end":
+                digest = self.whole.hexdigest()
+                if (
+                    want is not None
+                    or self.verified != f.size
+                    or not (m.get("sha256") == self.sha256 == digest)
+                ):
+                    ch.send_json({"t": "bad", "sha256": digest})
+                    raise PeerError(
+                        Exit.VERIFICATION_FAILED,
+                        f"{f.path}: verification failed (got {self.verified} of {f.size} bytes, "
+                        f"SHA-256 {digest[:16]}…, not what the sharer announced); "
+                        "the partial file was deleted",
+                    )
+                ch.send_json({"t": "ok", "sha256": digest})
+                return True
+            elif t == "error":
+                raise _refused(f, m)
+
+
+def _refused(f: Entry, m: dict[str, Any]) -> PeerError:
+    code = m.get("code") if isinstance(m.get("code"), str) else "error"
+    return PeerError(Exit.FAILED, f"{f.path}: the sharer refused: {code}")
 
 
 def _write_all(fd: int, data: bytes) -> None:

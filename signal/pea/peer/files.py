@@ -29,7 +29,8 @@ class SharedFile:
     type: str
     mtime: int
     source: Path
-    sha256: asyncio.Future[str] = field(repr=False)
+    # The whole file's SHA-256 and each 1 MiB block's, computed once when it is added.
+    hashes: asyncio.Future[tuple[str, list[str]]] = field(repr=False)
 
     def entry(self) -> dict[str, Any]:
         return {
@@ -42,17 +43,19 @@ class SharedFile:
         }
 
 
-def _hash(path: Path, size: int) -> str:
-    h = hashlib.sha256()
+def _hash(path: Path, size: int) -> tuple[str, list[str]]:
+    whole = hashlib.sha256()
+    blocks: list[str] = []
     left = size
     with open(path, "rb") as f:
         while left > 0:
-            block = f.read(min(READ, left))
+            block = f.read(min(BLOCK, left))
             if not block:
                 raise OSError(f"{path} is shorter than when it was shared")
-            h.update(block)
+            whole.update(block)
+            blocks.append(hashlib.sha256(block).hexdigest())
             left -= len(block)
-    return h.hexdigest()
+    return whole.hexdigest(), blocks
 
 
 class Catalogue:
@@ -131,9 +134,9 @@ class Catalogue:
 
     async def _hash(self, f: SharedFile) -> None:
         try:
-            f.sha256.set_result(await asyncio.to_thread(_hash, f.source, f.size))
+            f.hashes.set_result(await asyncio.to_thread(_hash, f.source, f.size))
         except OSError as e:
-            f.sha256.set_exception(e)
+            f.hashes.set_exception(e)
 
     def manifest(self) -> list[dict[str, Any]]:
         """The `add` messages: files first, then notes, at most 200 entries each."""
@@ -153,7 +156,7 @@ class Catalogue:
         for t in self._hashing:
             t.cancel()
         for f in self.files.values():
-            if f.sha256.done() and not f.sha256.cancelled():
-                f.sha256.exception()  # retrieved: no "never retrieved" warning
+            if f.hashes.done() and not f.hashes.cancelled():
+                f.hashes.exception()  # retrieved: no "never retrieved" warning
         if self._tmp is not None:
             self._tmp.cleanup()

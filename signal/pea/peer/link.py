@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pea.peer.exits import Exit, PeerError
 
-VERSION = 2
+VERSION = 3
 _B64_22 = "[A-Za-z0-9_-]{22}"
 FRAGMENT_RE = re.compile(rf"^{VERSION}\.({_B64_22})\.({_B64_22})$")
 _OTHER_VERSION_RE = re.compile(rf"^(\d+)\.{_B64_22}\.{_B64_22}$")

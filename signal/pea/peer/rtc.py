@@ -34,7 +34,7 @@ log = logging.getLogger("pea.peer")
 
 CONNECT_TIMEOUT = 20.0
 PING_EVERY = 2.0
-SILENCE = 12.0  # nothing heard on control this long: the peer is gone
+SILENCE = 8.0  # nothing heard this long: the connection is lost
 
 Send = Callable[[str, str], Awaitable[None]]
 

@@ -18,7 +18,7 @@ from pea.peer.auth import SignalAuth
 from pea.peer.channel import Channel, ChannelClosed
 from pea.peer.exits import Exit, PeerError
 from pea.peer.files import BLOCK, Catalogue, SharedFile
-from pea.peer.link import ShareLink, new_share
+from pea.peer.link import VERSION, ShareLink, new_share
 from pea.peer.progress import Reporter
 from pea.peer.rtc import LinkFailed, PeerLink, ice_servers
 from pea.peer.signalling import Frame, Signalling
@@ -235,7 +235,7 @@ class Sharer:
         control = r.link.control
         assert control is not None
         try:
-            control.send_json({"t": "hello", "v": 1, "app": "pea-cli"})
+            control.send_json({"t": "hello", "v": VERSION, "app": "pea-cli"})
             for m in self.catalogue.manifest():
                 control.send_json(m)
         except ChannelClosed:
@@ -345,28 +345,35 @@ class Upload:
         assert self.request is not None
         f = self.catalogue.files.get(str(self.request.get("file")))
         if f is None:
-            self.ch.send_json(
-                {
-                    "t": "error",
-                    "code": "no-such-file",
-                    "message": "The sharer no longer offers this file.",
-                }
-            )
+            self._error("no-such-file", "The sharer no longer offers this file.")
             raise UploadFailed("no-such-file")
+        start = self.request.get("from", 0)
+        if not valid_from(start, f.size):
+            self._error(
+                "bad-offset", "A download can only start at a block boundary within the file."
+            )
+            raise UploadFailed("bad-offset")
+        self.sent = self.acked = start
         try:
-            sha256 = await f.sha256
+            sha256, blocks = await f.hashes
         except OSError:
             self._unreadable()
             raise UploadFailed("unreadable") from None
         n = self.r.number
         chunk = self.r.link.chunk
+        self.ch.send_json(
+            {"t": "meta", "size": f.size, "sha256": sha256, "block": BLOCK, "from": start}
+        )
         src = await asyncio.to_thread(open, f.source, "rb")
         try:
+            await asyncio.to_thread(src.seek, start)
             while self.sent < f.size:
+                i = self.sent // BLOCK
                 block = await asyncio.to_thread(src.read, min(BLOCK, f.size - self.sent))
                 if not block:
                     self._unreadable()
                     raise UploadFailed("unreadable")
+                self.ch.send_json({"t": "block", "i": i, "sha256": blocks[i]})
                 for p in range(0, len(block), chunk):
                     piece = block[p : p + chunk]
                     # Unacknowledged bytes, this chunk included, stay within the window.
@@ -387,6 +394,10 @@ class Upload:
         self.report.emit("uploaded", receiver=n, path=f.path, size=f.size, verified=ok)
         return f if ok else None
 
+    def _error(self, code: str, message: str) -> None:
+        with contextlib.suppress(ChannelClosed):
+            self.ch.send_json({"t": "error", "code": code, "message": message})
+
     def _unreadable(self) -> None:
         with contextlib.suppress(ChannelClosed):
             self.ch.send_json(
@@ -396,6 +407,11 @@ class Upload:
                     "message": "The sharer can no longer read this file (moved or changed?).",
                 }
             )
+
+
+def valid_from(v: object, size: int) -> bool:
+    """0 <= from <= size, at a block boundary or the end (§3.3)."""
+    return _count(v) and v <= size and (v % BLOCK == 0 or v == size)  # type: ignore[operator]
 
 
 def _count(v: object) -> bool:

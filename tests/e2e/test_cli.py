@@ -3,7 +3,9 @@ and folders arrive whole and verified under their paths, several receivers at on
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from signal import SIGCONT, SIGSTOP
 
 import pytest
 
@@ -88,5 +90,37 @@ def test_an_interrupted_receive_resumes_when_run_again(
         # The sharer sent the second run only what was missing (whole blocks from there).
         first_of_second = [e for e in sender.named("upload") if e["receiver"] == 2]
         assert first_of_second[0]["bytes"] >= resumed["bytes"]
+    finally:
+        sender.kill()
+
+
+def test_a_lost_connection_is_made_again_and_the_download_goes_on(
+    cluster: tuple[PeaNode, PeaNode], tmp_path: Path
+) -> None:
+    """The sharer freezes mid-file (SIGSTOP, as a laptop lid closed) long enough for both
+    sides to call the connection lost; once it wakes, the receiver's hello gets a new
+    connection and the same run finishes the file from its last verified block."""
+    node_a, _ = cluster
+    src = tmp_path / "big.bin"
+    write_random(src, 10 * MiB + 3)
+    out = tmp_path / "out"
+    sender, link = send(node_a.url, src)
+    try:
+        r = receive(link, "--out", out)
+        r.wait_event(
+            lambda e: e.get("event") == "download" and e["bytes"] >= 2 * MiB, 90, "2 MiB received"
+        )
+        os.kill(sender.pid, SIGSTOP)
+        try:
+            r.wait_event(
+                lambda e: e.get("event") == "warning" and e["code"] == "reconnecting",
+                30,
+                "the receiver noticing the loss",
+            )
+        finally:
+            os.kill(sender.pid, SIGCONT)
+        assert r.wait(150) == 0, r.output()
+        assert sha256_file(out / "big.bin") == sha256_file(src)
+        assert len(r.named("connected")) == 2
     finally:
         sender.kill()

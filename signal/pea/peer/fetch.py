@@ -31,6 +31,8 @@ log = logging.getLogger("pea.peer")
 
 BLOCK = 1 << 20  # fixed by the protocol (§3.2)
 MAX_REFETCH = 3
+RESUME_WINDOW = 120.0  # a lost connection may come back within this long (§3.5)
+HELLO_EVERY = 3.0  # how often a receiver that lost its sharer says hello again
 STATE_SUFFIX = ".pea-part.json"
 SHARER_WAIT = 30.0  # nobody offers the link's files this long: the sharer is not there
 TAMPER_GRACE = 5.0  # after a forged sharer signal, a valid offer still has this long to win
@@ -190,14 +192,20 @@ class Fetcher:
 
     # -- connecting -------------------------------------------------------------------
 
-    async def _connect(self) -> PeerLink:
-        welcome = await self.sig.start()
-        for p in welcome.get("peers") or []:
-            if isinstance(p, dict):
-                await self._hello(p.get("peer"))  # type: ignore[arg-type]
+    async def _connect(self, again: bool = False) -> PeerLink:
+        """The first connection to the sharer, or (`again`) a new one after a loss."""
+        if not again:
+            welcome = await self.sig.start()
+            for p in welcome.get("peers") or []:
+                if isinstance(p, dict):
+                    await self._hello(p.get("peer"))  # type: ignore[arg-type]
         loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = last_hello = loop.time()
+        wait = RESUME_WINDOW if again else self.wait
         while True:
+            if again and self.sharer is not None and loop.time() - last_hello >= HELLO_EVERY:
+                last_hello = loop.time()
+                await self._hello(self.sharer)
             if self.sig.closed.is_set():
                 raise self.sig.failure or PeerError(
                     Exit.SERVER_UNREACHABLE, "lost the connection to the pea server"
@@ -233,11 +241,14 @@ class Fetcher:
                 )
             if self.sharer_gone:
                 raise PeerError(Exit.SHARER_LEFT, "the sharer left")
-            if link is None and now - start > self.wait:
+            if link is None and now - start > wait:
                 raise PeerError(
                     Exit.SHARER_LEFT,
-                    "the sharer is not there: nobody offered this link's files "
-                    f"within {self.wait:g} s",
+                    f"could not reconnect to the sharer within {wait:g} s "
+                    "(run the same command again to resume)"
+                    if again
+                    else "the sharer is not there: nobody offered this link's files "
+                    f"within {wait:g} s",
                 )
             await asyncio.sleep(0.05)
 
@@ -287,11 +298,43 @@ class Fetcher:
             chosen = self._select()
             targets = self._targets(chosen)
             for f, dest in zip(chosen, targets, strict=True):
-                await self._download(link, f, dest)
+                while True:
+                    try:
+                        await self._download(link, f, dest)
+                        break
+                    except PeerError as e:
+                        if (
+                            e.exit != Exit.SHARER_LEFT
+                            or self.sharer_gone
+                            or not link.ended.is_set()
+                        ):
+                            raise
+                    link, f = await self._reconnect(f)
         finally:
             if self.link is not None:
                 await self.link.close()
             await self.sig.close()
+
+    async def _reconnect(self, f: Entry) -> tuple[PeerLink, Entry]:
+        """The connection was lost mid-download (§3.5): ask the sharer for a new one, read
+        its manifest again and find the same file; the download resumes from disk."""
+        self.report.emit(
+            "warning",
+            code="reconnecting",
+            message=f"lost the connection to the sharer; reconnecting (up to {RESUME_WINDOW:g} s)",
+        )
+        old, self.link, self.connected = self.link, None, False
+        if old is not None:
+            await old.close()
+        link = await self._connect(again=True)
+        self.report.emit("connected")
+        self.files, self.notes = [], []
+        await self._manifest(link)
+        same = [x for x in self.files if (x.id, x.path, x.size) == (f.id, f.path, f.size)]
+        same = same or [x for x in self.files if (x.path, x.size) == (f.path, f.size)]
+        if not same:
+            raise PeerError(Exit.FAILED, f"{f.path}: the sharer no longer offers it")
+        return link, same[0]
 
     def _select(self) -> list[Entry]:
         if not self.only:
@@ -526,6 +569,9 @@ class Download:
         want: str | None = None  # the hash of the block being received
         while True:
             m = await ch.recv()
+            # recv() does not suspend while messages are queued: give the heartbeat and
+            # the socket reader their turn, or a busy receiver looks dead to the sharer.
+            await asyncio.sleep(0)
             if isinstance(m, bytes):
                 if want is None:
                     raise self._protocol("bytes with no block announced")

@@ -381,6 +381,7 @@ class Upload:
                     await self._until(lambda need=need: self.acked >= need, CONFIRM_TIMEOUT)
                     await self.ch.send_bytes(piece)
                     self.sent += len(piece)
+                    await asyncio.sleep(0)  # the heartbeat and acks get their turn
                 self.report.emit("upload", receiver=n, path=f.path, bytes=self.acked, size=f.size)
         finally:
             src.close()

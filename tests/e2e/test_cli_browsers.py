@@ -4,6 +4,7 @@ two nodes: what one side shares, the other gets byte for byte, verified on both 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from tests.support.cli import receive, saved, send
 from tests.support.pages import MiB, Pages, sha256_file, sized, skip_in, write_random
 from tests.support.procs import PeaNode
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(660)
 
 
 def test_cli_shares_with_a_browser(
@@ -62,32 +63,35 @@ def test_browser_shares_with_the_cli(
     assert (tmp_path / "out" / "n.txt").read_text() == "second file\n"
 
 
-def test_a_200_mib_file_keeps_the_cli_memory_bounded(
+# aiortc moves 1-3 MiB/s here (SCTP and DTLS in Python, on 2 shared cores), so the
+# memory test streams 48 MiB by default, three times the sharer's 16 MiB window;
+# PEA_TEST_CLI_BIG_MIB=200 runs it with 200 MiB (measured: see docs/cli.md).
+BIG_MIB = int(os.environ.get("PEA_TEST_CLI_BIG_MIB", "48"))
+
+
+def test_a_big_file_keeps_the_cli_memory_bounded(
     pages: Pages, cluster: tuple[PeaNode, PeaNode], tmp_path: Path
 ) -> None:
-    """Chromium shares 200 MiB; `pea receive` streams it to disk: its resident memory
-    stays far below the file's size (the window is 16 MiB, plus one 1 MiB block)."""
-    skip_in(
-        pages.engine,
-        "firefox",
-        "one engine is enough for a memory bound (Firefox moves 4-11 MiB/s here)",
-    )
+    """Chromium shares a big file; `pea receive` streams it to disk: its resident memory
+    grows by less than the sharer's window (16 MiB) and one block, plus slack, never by
+    the file's size."""
+    skip_in(pages.engine, "firefox", "one engine is enough for a memory bound")
     import psutil
 
     node_a, node_b = cluster
     src = tmp_path / "huge.bin"
-    write_random(src, 200 * MiB)
+    write_random(src, BIG_MIB * MiB)
     sharer = pages.new()
     link = share(sharer, node_a.url, [src])
     r = receive(node_b.url + "/" + fragment(link), "--out", tmp_path / "out")
     proc = psutil.Process(r.pid)
     baseline = peak = 0
-    deadline = time.monotonic() + 170
+    deadline = time.monotonic() + 600
     while r.proc.poll() is None and time.monotonic() < deadline:
         with contextlib.suppress(psutil.Error):
             rss = proc.memory_info().rss
             got = [e["bytes"] for e in r.named("download")]
-            if not got or got[-1] < 4 * MiB:
+            if not got or got[-1] < 2 * MiB:
                 baseline = max(baseline, rss)  # aiortc, av and the connection, before the bulk
             peak = max(peak, rss)
         time.sleep(0.2)
@@ -95,4 +99,4 @@ def test_a_200_mib_file_keeps_the_cli_memory_bounded(
     assert sha256_file(tmp_path / "out" / "huge.bin") == sha256_file(src)
     growth = peak - baseline
     print(f"pea receive RSS: baseline {baseline / MiB:.0f} MiB, peak {peak / MiB:.0f} MiB")
-    assert growth < 64 * MiB, f"RSS grew by {growth / MiB:.0f} MiB for a 200 MiB file"
+    assert growth < 40 * MiB, f"RSS grew by {growth / MiB:.0f} MiB for a {BIG_MIB} MiB file"

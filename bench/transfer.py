@@ -299,6 +299,9 @@ def bench_pea(pw: Any, big: Path, small: Path, warmup: Path, list_runs: int) -> 
                 t_small = pea_download(receiver, small.name)
             with sampler.peak() as mem_big:
                 t_big = pea_download(receiver, big.name)
+            # The command-line peer beside the browser pair, on the same file and nodes.
+            out["cli_receive_mibs"] = cli_receive(url, small)
+            out["cli_send_mibs"] = cli_send(a.url, b.url, small, new_page(br))
             out.update(
                 small_mibs=small.stat().st_size / MiB / t_small,
                 big_mibs=big.stat().st_size / MiB / t_big,
@@ -311,6 +314,31 @@ def bench_pea(pw: Any, big: Path, small: Path, warmup: Path, list_runs: int) -> 
             bs.close()
             br.close()
     return out
+
+
+def cli_receive(url: str, file: Path) -> float:
+    """Browser -> `pea receive`: MiB/s from its first bytes to the file verified on disk."""
+    from tests.support.cli import receive
+
+    with tempfile.TemporaryDirectory(prefix="pea-bench-cli-") as d:
+        r = receive(url, "--only", file.name, "--out", d)
+        r.wait_event(lambda e: e.get("event") == "download", 120, "the first bytes")
+        start = time.monotonic()
+        assert r.wait(1800) == 0, r.output()
+        return file.stat().st_size / MiB / (time.monotonic() - start)
+
+
+def cli_send(node_a: str, node_b: str, file: Path, page: Any) -> float:
+    """`pea send` -> browser: MiB/s of the page's download, as for the browser pair."""
+    from tests.support.cli import send
+
+    sender, link = send(node_a, file)
+    try:
+        page.goto(node_b + "/" + link[link.index("#") :])
+        page.locator("[data-testid=file]").first.wait_for(state="visible")
+        return file.stat().st_size / MiB / pea_download(page, file.name)
+    finally:
+        sender.kill()
 
 
 def table(rows: list[tuple[str, str, str]]) -> str:
@@ -373,6 +401,16 @@ def main() -> None:
         ),
         (f"pea full path, {args.small_mib} MiB", f"{pea['small_mibs']:.1f} MiB/s", ""),
         (
+            f"browser → `pea receive` (CLI), {args.small_mib} MiB",
+            f"{pea['cli_receive_mibs']:.1f} MiB/s",
+            "aiortc: SCTP in Python",
+        ),
+        (
+            f"`pea send` (CLI) → browser, {args.small_mib} MiB",
+            f"{pea['cli_send_mibs']:.1f} MiB/s",
+            "aiortc: SCTP in Python",
+        ),
+        (
             f"receiver memory growth, {args.small_mib} MiB",
             f"{pea['mem_small'] / MiB:.0f} MiB",
             "≤ 256 MiB",
@@ -428,6 +466,10 @@ LIMITS = """What limits these figures:
   roughly a tenth of the throughput; hashing in a receiver-side worker did not raise
   throughput measurably and doubled the receiver's memory growth (chunks are copied
   to the worker and collected late), so pea does not do it.
+- The CLI rows run `pea send` / `pea receive` (aiortc) against the same nodes and a
+  Chromium page: aiortc's SCTP and DTLS run in Python, one core at most, so the CLI
+  is the bottleneck of those rows; `pea receive` is timed from its first bytes to
+  the file verified on disk.
 - Memory is the RSS sum of every process of the receiving browser, sampled every 50 ms,
   minus the value before the download; it includes the browser's own disk cache and
   allocator slack, so it over-states what pea holds.

@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("--timeout", type=float, default=5.0, help="seconds per check")
     doctor.add_argument("--origin", default=None, help="Origin to send (default: the URL's)")
+
+    from pea.peer.args import add_parsers
+
+    add_parsers(verbs)
     return parser
 
 
@@ -191,9 +195,25 @@ def tune_gc() -> None:
     gc.set_threshold(10_000, 20, 20)
 
 
+def run_peer(args: argparse.Namespace) -> int:
+    """`pea send` / `pea receive`, imported only now: `pea serve` needs no aiortc."""
+    try:
+        from pea.peer import commands
+    except ImportError as exc:
+        print(
+            f"pea: error: pea {args.verb} needs the cli extra ({exc.name} is missing): "
+            "pip install 'pea[cli]'",
+            file=sys.stderr,
+        )
+        return 2
+    return commands.run(args)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verb in ("send", "receive"):
+        raise SystemExit(run_peer(args))
     if args.verb == "settings":
         print(settings_table())
         return

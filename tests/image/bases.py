@@ -84,7 +84,7 @@ RECIPES: dict[str, Recipe] = {
     ),
     "nginx": Recipe(
         ("nginx-light",),
-        (f"ENV {PATH_ENV}", "STOPSIGNAL SIGQUIT", 'CMD ["nginx", "-g", "daemon off;"]'),
+        (f"ENV {PATH_ENV}", 'CMD ["nginx", "-g", "daemon off;"]'),
         # Log to the container's output, like the official image.
         (
             'ln -sf /dev/stdout "$1/var/log/nginx/access.log"',

@@ -97,7 +97,8 @@ class Engine:
             "--log-level=warn",
         ]  # fmt: skip
         if netns:
-            argv = ["ip", "netns", "exec", netns, *argv]
+            # nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroup mounts.
+            argv = ["nsenter", f"--net=/run/netns/{netns}", *argv]
         self.log.write_text("")
         self.proc = Proc("dockerd", argv, log=self.log)
         self.netns = netns

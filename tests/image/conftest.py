@@ -26,7 +26,7 @@ import yaml
 from tests.support.procs import ROOT
 
 from . import bases
-from .engine import CACHE, Engine, locked, missing_tools
+from .engine import CACHE, Engine, locked, missing_tools, remove_stale_netns
 
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -56,6 +56,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
     with locked():
+        remove_stale_netns()
         e = Engine()
         try:
             e.start()

@@ -229,6 +229,16 @@ def locked(root: Path = CACHE, timeout: float = LOCK_WAIT) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def remove_stale_netns(prefix: str = "pea-image-") -> None:
+    """Namespaces `pea-image-<pid>-…` left by a run that was killed (its pid is gone)."""
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30)
+    for line in out.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        pid = name[len(prefix) :].split("-")[0]
+        if name.startswith(prefix) and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            subprocess.run(["ip", "netns", "del", name], check=False, timeout=30)
+
+
 @contextlib.contextmanager
 def netns(name: str) -> Iterator[str]:
     """A network namespace with only `lo` up, removed at the end whatever happened."""

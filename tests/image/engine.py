@@ -22,7 +22,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,9 +188,6 @@ class Engine:
         assert isinstance(data, list) and len(data) == 1, data
         return dict(data[0])
 
-    def exists(self, kind: str, name: str) -> bool:
-        return self.docker(kind, "inspect", name, check=False, timeout=30).returncode == 0
-
 
 def _kill_pid(pid: int, must_contain: bytes, timeout: float) -> None:
     """SIGTERM then SIGKILL one process, only if its command line names what we started."""
@@ -248,7 +245,3 @@ def netns(name: str) -> Iterator[str]:
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False, timeout=30)
-
-
-def run_in(ns: str | None, argv: Sequence[str]) -> list[str]:
-    return ["ip", "netns", "exec", ns, *argv] if ns else list(argv)

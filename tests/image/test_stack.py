@@ -80,7 +80,23 @@ def stack(
         s = Stack(ns, argv, f"http://127.0.0.1:{PORT}")
         try:
             started = time.monotonic()
-            run(engine, s, "up", "--detach", "--wait", "--wait-timeout", "120", timeout=180)
+            up = run(
+                engine,
+                s,
+                "up",
+                "--detach",
+                "--wait",
+                "--wait-timeout",
+                "120",
+                timeout=180,
+                check=False,
+            )
+            if up.returncode != 0:
+                print(run(engine, s, "logs", "--tail", "30", check=False).stdout[-6000:])
+                for cid in engine.docker("ps", "-aq").stdout.split():
+                    health = engine.inspect("container", cid)["State"].get("Health", {})
+                    print(cid, json.dumps(health.get("Log", [])[-3:])[:1500])
+                pytest.fail(f"compose up:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}")
             took = time.monotonic() - started
             print(f"\ncompose up (redis, 3 nodes, nginx) healthy in {took:.0f} s")
             yield s

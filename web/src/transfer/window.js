@@ -1,0 +1,57 @@
+// @ts-check
+// How much the sender keeps queued in a data channel's send buffer: a window that
+// starts small and doubles each time the channel empties it before the sender
+// refills it, up to HIGH_WATER.
+//
+// Why not queue HIGH_WATER at once: the browser's SCTP stack grows its congestion
+// window only while it has more data queued than it may send. A new channel filled
+// with megabytes at once lets that window grow exponentially until packets are lost
+// in bulk (the browser discards them on send, or the receiver's UDP socket drops
+// them), and recovering from a bulk loss waits for SCTP's retransmission timer: a
+// stall of seconds at the start of a transfer. Fed a little more each time it runs
+// dry, the stack ramps up as fast as the path takes the data. A buffer that empties
+// means the sender was too slow to keep the channel busy (the page was busy, or the
+// window too small for the path), so the window grows; it never shrinks, since a
+// channel that keeps data queued is already as busy as it can be.
+//
+// A sender-side policy only: the receiver sees the same bytes in the same order.
+import { HIGH_WATER } from "./protocol.js";
+
+export const START_WINDOW = 256 << 10;
+
+export class SendWindow {
+  /**
+   * @param {number} chunk the largest message the sender queues at once
+   * @param {{start?: number, max?: number}} [limits]
+   */
+  constructor(chunk, { start = START_WINDOW, max = HIGH_WATER } = {}) {
+    // Never below one chunk, or an empty channel could not take the next one.
+    this.max = Math.max(max, chunk);
+    this.size = Math.min(this.max, Math.max(start, chunk));
+  }
+
+  /** The channel's bufferedAmountLowThreshold: the sender resumes below a quarter of the window. */
+  get low() {
+    return Math.floor(this.size / 4);
+  }
+
+  /**
+   * May `bytes` more go into a channel holding `buffered`? A ceiling that counts the
+   * message about to go: the buffer never exceeds the window.
+   * @param {number} buffered @param {number} bytes
+   */
+  fits(buffered, bytes) {
+    return buffered + bytes <= this.size;
+  }
+
+  /**
+   * The sender waited for the channel to drain and now finds `buffered` bytes in it.
+   * Returns true when the window grew (the caller then sets the new `low`).
+   * @param {number} buffered
+   */
+  drained(buffered) {
+    if (buffered > 0 || this.size >= this.max) return false;
+    this.size = Math.min(this.max, this.size * 2);
+    return true;
+  }
+}

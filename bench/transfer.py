@@ -42,8 +42,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -437,26 +437,29 @@ def bare_connect(b1: Any, b2: Any, url: str) -> tuple[Any, Any]:
     return s, r
 
 
-def bench_bare(
-    pw: Any, layout: str, sizes: list[int], runs: int, warmup: int, reuse: bool
-) -> list[Any]:
-    results: list[Any] = []
+Run = Callable[[int], dict[str, Any]]
+
+
+@contextmanager
+def bare_session(pw: Any, layout: str, warmup: int, reuse: bool) -> Iterator[tuple[Run, Any]]:
+    """A connected bare harness, warmed up: yields a function that times one transfer."""
     with (
         tempfile.TemporaryDirectory() as d,
         static_server(Path(d)) as url,
         browsers(pw, layout, "bare") as (b1, b2, trees),
     ):
         Path(d, "index.html").write_text("<!doctype html><title>bare</title>")
-        s, r = bare_connect(b1, b2, url)
-        results.append(("bare", warmup, "warm-up", bare_transfer(s, r, warmup, Watch(trees))))
-        for size in sizes:
-            for i in range(runs):
-                if not reuse:  # every run the first transfer of a new connection, as in pea's
-                    s.context.close()
-                    r.context.close()
-                    s, r = bare_connect(b1, b2, url)
-                results.append(("bare", size, i, bare_transfer(s, r, size, Watch(trees))))
-    return results
+        pages = list(bare_connect(b1, b2, url))
+        warm = bare_transfer(pages[0], pages[1], warmup, Watch(trees))
+
+        def run(size: int) -> dict[str, Any]:
+            if not reuse:  # every run the first transfer of a new connection, as in pea's
+                for p in pages:
+                    p.context.close()
+                pages[:] = bare_connect(b1, b2, url)
+            return bare_transfer(pages[0], pages[1], size, Watch(trees))
+
+        yield run, warm
 
 
 def pea_download(page: Any, sharer: Any, name: str, size: int, watch: Watch) -> dict[str, Any]:
@@ -485,18 +488,14 @@ def pea_download(page: Any, sharer: Any, name: str, size: int, watch: Watch) -> 
     return out
 
 
-def bench_pea(
-    pw: Any,
-    layout: str,
-    files: dict[int, Path],
-    warm: Path,
-    runs: int,
-    list_runs: int,
-    reuse: bool,
-) -> tuple[list[Any], dict[str, Any]]:
+@contextmanager
+def pea_session(
+    pw: Any, layout: str, files: dict[int, Path], warm: Path, list_runs: int, reuse: bool
+) -> Iterator[tuple[Run, Any]]:
+    """Two nodes, Redis, a sharer sharing `files` and a receiver, warmed up: yields a
+    function that times one download, and the warm-up's figures (plus link-to-list)."""
     from tests.support.procs import pea_node, redis_server
 
-    results: list[Any] = []
     extra: dict[str, Any] = {}
     with (
         redis_server() as redis,
@@ -561,16 +560,16 @@ def bench_pea(
         def one(page: Any, path: Path, size: int) -> dict[str, Any]:
             return pea_download(page, sharer, path.name, size, Watch(trees, memory_of=memory))
 
-        receiver = opened()
-        size = warm.stat().st_size
-        results.append(("pea", size, "warm-up", one(receiver, warm, size)))
-        for size, path in files.items():
-            for i in range(runs):
-                if not reuse:  # a person opening the link and downloading: a new connection
-                    receiver.context.close()
-                    receiver = opened()
-                results.append(("pea", size, i, one(receiver, path, size)))
-    return results, extra
+        receiver = [opened()]
+        extra["warm"] = one(receiver[0], warm, warm.stat().st_size)
+
+        def run(size: int) -> dict[str, Any]:
+            if not reuse:  # a person opening the link and downloading: a new connection
+                receiver[0].context.close()
+                receiver[0] = opened()
+            return one(receiver[0], files[size], size)
+
+        yield run, extra
 
 
 # --- the report --------------------------------------------------------------------------
@@ -625,6 +624,11 @@ def run_line(layout: str, side: str, size: int, i: Any, r: dict[str, Any]) -> st
     )
 
 
+def report_run(layout: str, entry: tuple[str, int, Any, dict[str, Any]], verbose: bool) -> None:
+    line = run_line(layout, *entry)
+    print(line if verbose else line.split("\n")[0], flush=True)
+
+
 def summarize(layout: str, results: list[Any], sizes: list[int]) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for size in sizes:
@@ -660,6 +664,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--sizes", default="64,256,1024", help="MiB, comma-separated")
+    ap.add_argument("--one-sizes", help="sizes for the one-browser layout (default: --sizes)")
     ap.add_argument("--runs", type=int, default=3, help="measured transfers per size and side")
     ap.add_argument("--warmup-mib", type=int, default=32)
     ap.add_argument("--list-runs", type=int, default=5)
@@ -685,11 +690,13 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     sizes = [int(s) * MiB for s in args.sizes.split(",")]
+    one_sizes = [int(s) * MiB for s in args.one_sizes.split(",")] if args.one_sizes else sizes
     layouts = [x for x in ("two", "one") if x in args.layouts]
+    by_layout = {"two": sizes, "one": one_sizes}
     results: dict[str, list[Any]] = {}
     extra: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="pea-bench-") as d:
-        files = {size: Path(d, f"file-{size // MiB}.bin") for size in sizes}
+        files = {size: Path(d, f"file-{size // MiB}.bin") for size in {*sizes, *one_sizes}}
         for size, path in files.items():
             write_random(path, size)
         warm = Path(d, "warmup.bin")
@@ -697,19 +704,31 @@ def main() -> None:
         with sync_playwright() as pw:
             for layout in layouts:
                 out: list[Any] = []
-                if args.only != "pea":
-                    out += bench_bare(
-                        pw, layout, sizes, args.runs, args.warmup_mib * MiB, args.reuse
-                    )
-                if args.only != "bare":
-                    lists = args.list_runs if layout == "two" else 0
-                    got, more = bench_pea(pw, layout, files, warm, args.runs, lists, args.reuse)
-                    out += got
-                    extra.update(more)
+                with ExitStack() as stack:
+                    sides: dict[str, Run] = {}
+                    if args.only != "pea":
+                        run, warm_bare = stack.enter_context(
+                            bare_session(pw, layout, args.warmup_mib * MiB, args.reuse)
+                        )
+                        sides["bare"] = run
+                        out.append(("bare", args.warmup_mib * MiB, "warm-up", warm_bare))
+                    if args.only != "bare":
+                        lists = args.list_runs if layout == "two" else 0
+                        run, more = stack.enter_context(
+                            pea_session(pw, layout, files, warm, lists, args.reuse)
+                        )
+                        sides["pea"] = run
+                        out.append(("pea", args.warmup_mib * MiB, "warm-up", more.pop("warm")))
+                        extra.update(more)
+                    for entry in out:
+                        report_run(layout, entry, args.verbose)
+                    # Interleaved, so both sides see the same load on the machine.
+                    for size in by_layout[layout]:
+                        for i in range(args.runs):
+                            for side, run in sides.items():
+                                out.append((side, size, i, run(size)))
+                                report_run(layout, out[-1], args.verbose)
                 results[layout] = out
-                for side, size, i, r in out:
-                    line = run_line(layout, side, size, i, r)
-                    print(line if args.verbose else line.split("\n")[0], flush=True)
 
     if args.json:
         args.json.write_text(json.dumps({"results": results, "extra": extra}, default=str))
@@ -728,7 +747,7 @@ def main() -> None:
         )
     ]
     for layout in layouts:
-        rows += summarize(layout, results[layout], sizes)
+        rows += summarize(layout, results[layout], by_layout[layout])
     report = table(rows)
     two = [r for s, z, i, r in results.get("two", []) if s == "pea" and i != "warm-up"]
     if two and "mem_growth" in two[0]:

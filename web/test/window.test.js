@@ -29,6 +29,18 @@ test("a channel that still holds data when the sender resumes does not widen the
   assert.equal(w.size, START_WINDOW);
 });
 
+test("at the resume point a whole chunk always fits, whatever the chunk and the window", () => {
+  for (const chunk of [16 * KiB, 64 * KiB, 200 * KiB, 256 * KiB, 3 * MiB, HIGH_WATER, HIGH_WATER + 1]) {
+    const w = new SendWindow(chunk);
+    do {
+      assert.ok(w.low >= 0 && w.low <= w.size / 4, `resume point ${w.low} for a window of ${w.size}`);
+      assert.ok(w.fits(w.low, chunk), `a ${chunk}-byte chunk does not fit at the resume point of a ${w.size}-byte window`);
+    } while (w.drained(0));
+  }
+  // 256 KiB messages in the 256 KiB start window: the sender resumes only once the buffer is empty.
+  assert.equal(new SendWindow(256 * KiB).low, 0);
+});
+
 test("a message never takes the buffer beyond the window, and an empty channel always takes one", () => {
   const w = new SendWindow(CHUNK);
   assert.equal(w.fits(0, CHUNK), true);
@@ -60,12 +72,17 @@ class HeldChannel {
     if (typeof data === "string") this.texts.push(JSON.parse(data));
     else this.bufferedAmount += data.byteLength;
   }
-  /** The network takes all but `left` bytes, the receiver writes them out and says so. */
-  empty(left = 0) {
+  /**
+   * The network takes all but `left` bytes; with `ack`, the receiver writes them out and
+   * says so. As in browsers, `bufferedamountlow` fires only when the buffer falls from
+   * above the threshold to it or below.
+   */
+  empty(left = 0, ack = true) {
+    const before = this.bufferedAmount;
     this.received += this.bufferedAmount - left;
     this.bufferedAmount = left;
-    this.onmessage({ data: JSON.stringify({ t: "ack", bytes: this.received }) });
-    this.onbufferedamountlow();
+    if (ack) this.onmessage({ data: JSON.stringify({ t: "ack", bytes: this.received }) });
+    if (before > this.bufferedAmountLowThreshold && left <= this.bufferedAmountLowThreshold) this.onbufferedamountlow();
   }
 }
 
@@ -121,6 +138,30 @@ test("a channel that still holds bytes when it asks for more gets its window ref
     assert.ok(ch.bufferedAmount > 192 * KiB && ch.bufferedAmount <= 256 * KiB, `${ch.bufferedAmount} bytes queued`);
     ch.empty(32 * KiB); // below the 64 KiB resume point, never empty
   }
+  ch.onclose();
+  await assert.rejects(run, { code: "gone" });
+});
+
+test("a sender woken by the channel's event refills at once, without waiting for its fallback timer", async () => {
+  const ch = new HeldChannel();
+  const size = 8 * MiB;
+  const rec = { id: "1", name: "f.bin", path: "f.bin", size, type: "", file: new Blob([new Uint8Array(size)]), sha256: "0".repeat(64) };
+  // Messages as large as the first window: the sender may resume only once the buffer is empty.
+  const run = new Upload(ch, () => rec, 256 * KiB).run();
+  run.catch(() => {});
+  ch.onmessage({ data: JSON.stringify({ t: "get", file: "1" }) });
+  await quiet(ch);
+  assert.equal(ch.bufferedAmount, 256 * KiB);
+  // Mostly sent, but no room for another 256 KiB yet. Nothing written out either (an ack
+  // would wake the sender too): only the channel's event can wake it.
+  ch.empty(50 * KiB, false);
+  await quiet(ch);
+  assert.equal(ch.bufferedAmount, 50 * KiB);
+  const t0 = Date.now();
+  ch.empty(0, false);
+  while (ch.bufferedAmount === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 5));
+  // The sender's own fallback timer would wake it after a second: a stall a person sees.
+  assert.ok(Date.now() - t0 < 500, `the sender refilled after ${Date.now() - t0} ms`);
   ch.onclose();
   await assert.rejects(run, { code: "gone" });
 });

@@ -25,14 +25,20 @@ export class SendWindow {
    * @param {{start?: number, max?: number}} [limits]
    */
   constructor(chunk, { start = START_WINDOW, max = HIGH_WATER } = {}) {
+    this.chunk = chunk;
     // Never below one chunk, or an empty channel could not take the next one.
     this.max = Math.max(max, chunk);
     this.size = Math.min(this.max, Math.max(start, chunk));
   }
 
-  /** The channel's bufferedAmountLowThreshold: the sender resumes below a quarter of the window. */
+  /**
+   * The channel's bufferedAmountLowThreshold: the sender resumes below a quarter of the
+   * window, and low enough for a whole chunk to fit then. The browser fires the event
+   * only when the buffer falls to the threshold, so a resume point where the next chunk
+   * does not fit would leave the sender waiting for an event that never comes.
+   */
   get low() {
-    return Math.floor(this.size / 4);
+    return Math.max(0, Math.min(Math.floor(this.size / 4), this.size - this.chunk));
   }
 
   /**

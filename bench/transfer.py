@@ -12,14 +12,16 @@ Two layouts: sharer and receiver in two Chromium processes (two devices: each si
 its own network process and UDP socket, so the kernel can drop packets between them),
 and both pages in one Chromium (one network process carries both sockets).
 
-For each layout, size and side: the median of `--runs` transfers after a warm-up, the
-time to the first 10 MiB, the longest gap between two arriving messages (a stall), and
-per transfer the CPU used by the sharer's and receiver's browsers, by the pea nodes and
-Redis, and by every other process on the machine (so a noisy run can be told apart);
-UDP datagrams the kernel dropped (`/proc/net/snmp`, this namespace only); the
-peer connections' `getStats()` (DTLS packets sent and received, packets the browser
-discarded on send). Two-browser layout only: the receiver's browser memory growth and
-the time from opening the link to the file list.
+For each layout, size and side: the median of `--runs` transfers after a warm-up (each
+on a new connection, as when a person opens a link; bare and pea runs interleaved so
+both see the same load), the time to the first 10 MiB, the longest gap between two
+arriving messages (a stall), and per transfer the CPU used by the sharer's and
+receiver's browsers, by the pea nodes and Redis, and by every other process on the
+machine (so a noisy run can be told apart); UDP datagrams the kernel dropped
+(`/proc/net/snmp`, this namespace only); the peer connections' `getStats()` (DTLS
+packets sent and received, packets the browser discarded on send). Two-browser layout
+only: the receiver's browser memory growth and the time from opening the link to the
+file list.
 
 Everything runs on loopback in a fresh network namespace: started outside one, the
 script re-runs itself under `unshare -n`. Usage:
@@ -771,8 +773,11 @@ def main() -> None:
 
 
 def write_docs(out: str, args: argparse.Namespace) -> None:
+    argv = sys.argv[1:]
+    if "--json" in argv:  # where this run kept its raw figures is nobody else's business
+        del argv[argv.index("--json") : argv.index("--json") + 2]
     cmd = "make web && .venv/bin/python -m bench.transfer " + " ".join(
-        a for a in sys.argv[1:] if a != "--write-docs"
+        a for a in argv if a != "--write-docs"
     )
     section = (
         "### Current figures\n\n"
@@ -785,8 +790,11 @@ def write_docs(out: str, args: argparse.Namespace) -> None:
     text = path.read_text()
     top = text.find("## Transfer")
     start = text.find("### Current figures", top)
-    if top == -1 or start == -1:
+    if top == -1:
         text = text.rstrip("\n") + "\n\n## Transfer\n\n" + section
+    elif start == -1:  # first figures: right after the section's introduction
+        at = text.find("\n##", top + 1)
+        text = text + "\n" + section if at == -1 else text[: at + 1] + section + text[at:]
     else:
         nxt = text.find("\n##", start + 1)
         text = text[:start] + section + ("" if nxt == -1 else text[nxt:])

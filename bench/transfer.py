@@ -661,6 +661,60 @@ def summarize(layout: str, results: list[Any], sizes: list[int]) -> list[tuple[s
     return rows
 
 
+def measure(
+    args: argparse.Namespace, by_layout: dict[str, list[int]]
+) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    """Every transfer of the run, by layout; with --json, saved after each one, so a run
+    cut short still leaves its figures (`--from-json` reports them)."""
+    from playwright.sync_api import sync_playwright
+
+    results: dict[str, list[Any]] = {}
+    extra: dict[str, Any] = {}
+
+    def keep(layout: str, entry: tuple[str, int, Any, dict[str, Any]]) -> None:
+        results.setdefault(layout, []).append(entry)
+        report_run(layout, entry, args.verbose)
+        if args.json:
+            args.json.write_text(json.dumps({"results": results, "extra": extra}, default=str))
+
+    layouts = [x for x in args.layouts.split(",") if x in by_layout]
+    with tempfile.TemporaryDirectory(prefix="pea-bench-") as d:
+        files = {
+            size: Path(d, f"file-{size // MiB}.bin")
+            for layout in layouts
+            for size in by_layout[layout]
+        }
+        for size, path in files.items():
+            write_random(path, size)
+        warm = Path(d, "warmup.bin")
+        write_random(warm, args.warmup_mib * MiB)
+        with sync_playwright() as pw:
+            for layout in layouts:
+                with ExitStack() as stack:
+                    sides: dict[str, Run] = {}
+                    if args.only != "pea":
+                        run, warm_bare = stack.enter_context(
+                            bare_session(pw, layout, args.warmup_mib * MiB, args.reuse)
+                        )
+                        sides["bare"] = run
+                        keep(layout, ("bare", args.warmup_mib * MiB, "warm-up", warm_bare))
+                    if args.only != "bare":
+                        lists = args.list_runs if layout == "two" else 0
+                        run, more = stack.enter_context(
+                            pea_session(pw, layout, files, warm, lists, args.reuse)
+                        )
+                        sides["pea"] = run
+                        warm_pea = more.pop("warm")
+                        extra.update(more)
+                        keep(layout, ("pea", args.warmup_mib * MiB, "warm-up", warm_pea))
+                    # Interleaved, so both sides see the same load on the machine.
+                    for size in by_layout[layout]:
+                        for i in range(args.runs):
+                            for side, run in sides.items():
+                                keep(layout, (side, size, i, run(size)))
+    return results, extra
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -670,7 +724,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="measured transfers per size and side")
     ap.add_argument("--warmup-mib", type=int, default=32)
     ap.add_argument("--list-runs", type=int, default=5)
-    ap.add_argument("--layouts", default="two,one", help="two (browsers), one, or both")
+    ap.add_argument("--layouts", default="two,one", help="two (browsers), one: which, in order")
     ap.add_argument("--only", choices=["bare", "pea"], help="measure one side only")
     ap.add_argument("--quick", action="store_true", help="64 and 256 MiB, 2 runs, 2 list runs")
     ap.add_argument(
@@ -680,60 +734,26 @@ def main() -> None:
     )
     ap.add_argument("--verbose", action="store_true", help="print every transfer's detail")
     ap.add_argument("--json", type=Path, help="write every transfer's figures here")
+    ap.add_argument("--from-json", type=Path, help="report the figures a --json run saved")
     ap.add_argument("--write-docs", action="store_true", help="replace ### Current figures in docs")
     args = ap.parse_args()
     if args.quick:
         args.sizes, args.runs, args.list_runs = "64,256", 2, 2
-    if not only_loopback():
+    if not only_loopback() and not args.from_json:
         reexec_in_namespace()
     if not (ROOT / "signal" / "pea" / "static" / "index.html").is_file():
         sys.exit("build the web bundle first: make web")
 
-    from playwright.sync_api import sync_playwright
-
     sizes = [int(s) * MiB for s in args.sizes.split(",")]
     one_sizes = [int(s) * MiB for s in args.one_sizes.split(",")] if args.one_sizes else sizes
-    layouts = [x for x in ("two", "one") if x in args.layouts]
     by_layout = {"two": sizes, "one": one_sizes}
-    results: dict[str, list[Any]] = {}
-    extra: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="pea-bench-") as d:
-        files = {size: Path(d, f"file-{size // MiB}.bin") for size in {*sizes, *one_sizes}}
-        for size, path in files.items():
-            write_random(path, size)
-        warm = Path(d, "warmup.bin")
-        write_random(warm, args.warmup_mib * MiB)
-        with sync_playwright() as pw:
-            for layout in layouts:
-                out: list[Any] = []
-                with ExitStack() as stack:
-                    sides: dict[str, Run] = {}
-                    if args.only != "pea":
-                        run, warm_bare = stack.enter_context(
-                            bare_session(pw, layout, args.warmup_mib * MiB, args.reuse)
-                        )
-                        sides["bare"] = run
-                        out.append(("bare", args.warmup_mib * MiB, "warm-up", warm_bare))
-                    if args.only != "bare":
-                        lists = args.list_runs if layout == "two" else 0
-                        run, more = stack.enter_context(
-                            pea_session(pw, layout, files, warm, lists, args.reuse)
-                        )
-                        sides["pea"] = run
-                        out.append(("pea", args.warmup_mib * MiB, "warm-up", more.pop("warm")))
-                        extra.update(more)
-                    for entry in out:
-                        report_run(layout, entry, args.verbose)
-                    # Interleaved, so both sides see the same load on the machine.
-                    for size in by_layout[layout]:
-                        for i in range(args.runs):
-                            for side, run in sides.items():
-                                out.append((side, size, i, run(size)))
-                                report_run(layout, out[-1], args.verbose)
-                results[layout] = out
-
-    if args.json:
-        args.json.write_text(json.dumps({"results": results, "extra": extra}, default=str))
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        results: dict[str, list[Any]] = saved["results"]
+        extra: dict[str, Any] = saved["extra"]
+    else:
+        results, extra = measure(args, by_layout)
+    layouts = list(results)
     rows: list[tuple[str, ...]] = [
         (
             "layout",
@@ -749,14 +769,15 @@ def main() -> None:
         )
     ]
     for layout in layouts:
-        rows += summarize(layout, results[layout], by_layout[layout])
+        done = sorted({z for _, z, i, _ in results[layout] if i != "warm-up"})
+        rows += summarize(layout, results[layout], [z for z in by_layout[layout] if z in done])
     report = table(rows)
     two = [r for s, z, i, r in results.get("two", []) if s == "pea" and i != "warm-up"]
     if two and "mem_growth" in two[0]:
         mem = "; ".join(
             f"{size // MiB} MiB: "
             f"{max(r['mem_growth'] for r in two if r['size'] == size) / MiB:.0f} MiB"
-            for size in sizes
+            for size in sorted({r["size"] for r in two})
         )
         report += (
             f"\n\nReceiver browser memory growth (two browsers, pea, largest of the runs): {mem}."
@@ -774,8 +795,9 @@ def main() -> None:
 
 def write_docs(out: str, args: argparse.Namespace) -> None:
     argv = sys.argv[1:]
-    if "--json" in argv:  # where this run kept its raw figures is nobody else's business
-        del argv[argv.index("--json") : argv.index("--json") + 2]
+    for opt in ("--json", "--from-json"):  # where the raw figures were kept: not the command
+        if opt in argv:
+            del argv[argv.index(opt) : argv.index(opt) + 2]
     cmd = "make web && .venv/bin/python -m bench.transfer " + " ".join(
         a for a in argv if a != "--write-docs"
     )

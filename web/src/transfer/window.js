@@ -4,15 +4,14 @@
 // refills it, up to HIGH_WATER.
 //
 // Why not queue HIGH_WATER at once: the browser's SCTP stack grows its congestion
-// window only while it has more data queued than it may send. A new channel filled
-// with megabytes at once lets that window grow exponentially until packets are lost
-// in bulk (the browser discards them on send, or the receiver's UDP socket drops
-// them), and recovering from a bulk loss waits for SCTP's retransmission timer: a
-// stall of seconds at the start of a transfer. Fed a little more each time it runs
-// dry, the stack ramps up as fast as the path takes the data. A buffer that empties
-// means the sender was too slow to keep the channel busy (the page was busy, or the
-// window too small for the path), so the window grows; it never shrinks, since a
-// channel that keeps data queued is already as busy as it can be.
+// window while data waits in this buffer. A new channel handed megabytes at once
+// lets it overshoot until a burst is lost whole (discarded on send, or dropped by
+// the receiver's UDP socket), and SCTP then waits for its retransmission timer,
+// about a second, before anything moves again. Starting small delays that first
+// loss but does not prevent it (docs/benchmarks.md, "The start-up stall"). A buffer
+// found empty means the sender did not keep the channel busy (the page was busy,
+// or the window too small for the path), so the window grows; it never shrinks,
+// since a channel that still holds data is as busy as it can be.
 //
 // A sender-side policy only: the receiver sees the same bytes in the same order.
 import { HIGH_WATER } from "./protocol.js";

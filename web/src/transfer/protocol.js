@@ -8,8 +8,7 @@ export const GET_LABEL = "get";
 
 export const ACK_EVERY = 1 << 20; // receiver acknowledges every MiB it has written out
 export const WINDOW = 16 << 20; // sender keeps at most this much unacknowledged: bounds receiver memory
-export const HIGH_WATER = 4 << 20; // sender stops queueing into the channel above this…
-export const LOW_WATER = 1 << 20; // …and resumes below this (bufferedAmountLowThreshold)
+export const HIGH_WATER = 4 << 20; // the most the sender queues in the channel (window.js grows up to it)
 export const READ_BLOCK = 4 << 20; // File.slice granularity: large reads, few promises
 
 /** The chunk size follows what the SCTP association accepts, within sane bounds. */

@@ -2,12 +2,13 @@
 // Sender side of one `get` channel (protocol v3): waits for the file's block
 // hashes (computed once when it was shared), then from the requested offset
 // announces each block with its hash and sends its bytes, read with File.slice,
-// under two limits: the channel's own buffer (bufferedAmountLowThreshold) and
+// under two limits: the channel's own buffer (an adaptive window, window.js) and
 // the receiver's acknowledged window, so a receiver that writes slowly is never
 // flooded. An upload keeps no state worth keeping: a resumed download is a new
 // channel whose `get` says where to start.
 import { BLOCK, blockHash, blockMessage, endMessage, metaMessage, validFrom } from "./blocks.js";
-import { HIGH_WATER, LOW_WATER, READ_BLOCK, TransferError, WINDOW, parse } from "./protocol.js";
+import { READ_BLOCK, TransferError, WINDOW, parse } from "./protocol.js";
+import { SendWindow } from "./window.js";
 
 const HASH_WAIT_MS = 60 * 60 * 1000; // hashing a very large file on a slow disk, at worst
 
@@ -21,6 +22,7 @@ export class Upload extends EventTarget {
     this.ch = channel;
     this.lookup = lookup;
     this.chunk = chunk;
+    this.buffer = new SendWindow(chunk);
     this.from = 0;
     this.acked = 0;
     this.sent = 0;
@@ -36,7 +38,7 @@ export class Upload extends EventTarget {
     /** @type {((v?: unknown) => void) | null} */
     this.wakeup = null;
     channel.binaryType = "arraybuffer";
-    channel.bufferedAmountLowThreshold = LOW_WATER;
+    channel.bufferedAmountLowThreshold = this.buffer.low;
     channel.onbufferedamountlow = () => this.wake();
     channel.onclose = () => {
       this.closed = true;
@@ -167,9 +169,11 @@ export class Upload extends EventTarget {
     for (let p = 0; p < bytes.byteLength; p += this.chunk) {
       const piece = bytes.subarray(p, Math.min(p + this.chunk, bytes.byteLength));
       // Both limits count the chunk about to go: they are ceilings, never overshot.
-      while (ch.bufferedAmount + piece.byteLength > HIGH_WATER || this.sent + piece.byteLength - this.acked > WINDOW) {
+      while (!this.buffer.fits(ch.bufferedAmount, piece.byteLength) || this.sent + piece.byteLength - this.acked > WINDOW) {
         if (this.closed) throw new TransferError("gone", { name });
+        const full = !this.buffer.fits(ch.bufferedAmount, piece.byteLength);
         await this.wait();
+        if (full && this.buffer.drained(ch.bufferedAmount)) ch.bufferedAmountLowThreshold = this.buffer.low;
       }
       if (this.closed) throw new TransferError("gone", { name });
       if (this.reply?.t === "cancel") throw new TransferError("cancelled", { name });

@@ -3,6 +3,7 @@
 // it runs dry, never more than HIGH_WATER; and the sender lives by it.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { hashFile } from "../src/transfer/blocks.js";
 import { HIGH_WATER } from "../src/transfer/protocol.js";
 import { Upload } from "../src/transfer/send.js";
 import { START_WINDOW, SendWindow } from "../src/transfer/window.js";
@@ -10,6 +11,12 @@ import { START_WINDOW, SendWindow } from "../src/transfer/window.js";
 const KiB = 1 << 10;
 const MiB = 1 << 20;
 const CHUNK = 256 * KiB;
+
+/** An Upload whose file's hashes are already known, as when a file was added long ago. */
+async function upload(ch, rec, chunk) {
+  const hashes = await hashFile(async (start, end) => new Uint8Array(await rec.file.slice(start, end).arrayBuffer()), rec.size);
+  return new Upload(ch, () => rec, chunk, async () => hashes);
+}
 
 test("the window starts small, doubles each time the channel runs dry, and stops at HIGH_WATER", () => {
   const w = new SendWindow(64 * KiB);
@@ -105,7 +112,7 @@ test("a new channel gets 256 KiB first, then twice as much each time it runs dry
   const ch = new HeldChannel();
   const size = 24 * MiB;
   const rec = { id: "1", name: "f.bin", path: "f.bin", size, type: "", file: new Blob([new Uint8Array(size)]), sha256: "0".repeat(64) };
-  const up = new Upload(ch, () => rec, 64 * KiB);
+  const up = await upload(ch, rec, 64 * KiB);
   const run = up.run();
   run.catch(() => {});
   assert.equal(ch.bufferedAmountLowThreshold, 64 * KiB, "the first resume point is a quarter of 256 KiB");
@@ -129,7 +136,7 @@ test("a channel that still holds bytes when it asks for more gets its window ref
   const ch = new HeldChannel();
   const size = 8 * MiB;
   const rec = { id: "1", name: "f.bin", path: "f.bin", size, type: "", file: new Blob([new Uint8Array(size)]), sha256: "0".repeat(64) };
-  const run = new Upload(ch, () => rec, 64 * KiB).run();
+  const run = (await upload(ch, rec, 64 * KiB)).run();
   run.catch(() => {});
   ch.onmessage({ data: JSON.stringify({ t: "get", file: "1" }) });
   for (let i = 0; i < 5; i++) {
@@ -147,7 +154,7 @@ test("a sender woken by the channel's event refills at once, without waiting for
   const size = 8 * MiB;
   const rec = { id: "1", name: "f.bin", path: "f.bin", size, type: "", file: new Blob([new Uint8Array(size)]), sha256: "0".repeat(64) };
   // Messages as large as the first window: the sender may resume only once the buffer is empty.
-  const run = new Upload(ch, () => rec, 256 * KiB).run();
+  const run = (await upload(ch, rec, 256 * KiB)).run();
   run.catch(() => {});
   ch.onmessage({ data: JSON.stringify({ t: "get", file: "1" }) });
   await quiet(ch);

@@ -15,7 +15,12 @@ const CHUNK = 256 * KiB;
 /** An Upload whose file's hashes are already known, as when a file was added long ago. */
 async function upload(ch, rec, chunk) {
   const hashes = await hashFile(async (start, end) => new Uint8Array(await rec.file.slice(start, end).arrayBuffer()), rec.size);
-  return new Upload(ch, () => rec, chunk, async () => hashes);
+  return new Upload(
+    ch,
+    () => rec,
+    chunk,
+    async () => hashes,
+  );
 }
 
 test("the window starts small, doubles each time the channel runs dry, and stops at HIGH_WATER", () => {

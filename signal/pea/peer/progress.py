@@ -129,7 +129,10 @@ class HumanReporter(Reporter):
             self.say(escape(f["message"]))
         elif event == "error":
             self.close()
-            self.err.print(f"pea: error: {escape(f['message'])}", style="red", markup=True)
+            # One line whatever the width: scripts and logs match on it (rich would wrap
+            # at 80 columns when standard error is not a terminal).
+            line = f"pea: error: {escape(f['message'])}"
+            self.err.print(line, style="red", markup=True, soft_wrap=True)
         elif event == "connected":
             self.say("Connected to the sharer.")
 

@@ -5,7 +5,10 @@
 // transfer still runs. Where the API is missing, `supported` is false and the views warn.
 
 export class StayAwake {
-  /** @param {Navigator & {wakeLock?: any}} [nav] */
+  /**
+   * @param {{wakeLock?: any}} [nav] the browser's navigator (a stand-in in tests)
+   * @param {EventTarget & {visibilityState: string}} [doc]
+   */
   constructor(nav = navigator, doc = document) {
     this.nav = nav;
     this.doc = doc;

@@ -110,13 +110,7 @@ def test_share_target_post_starts_a_share_the_server_never_sees(
         sharer.goto(proxy.url + "/")
         worker_ready(sharer)
         sheet = sharer.context.new_page()
-        sheet.set_content(
-            f'<form method="post" enctype="multipart/form-data" action="{proxy.url}/share-target">'
-            '<input type="file" name="files" multiple><input name="text" value="look at this">'
-            "</form>"
-        )
-        sheet.locator("input[type=file]").set_input_files(str(f))
-        sheet.evaluate("document.forms[0].submit()")
+        post_share(sheet, proxy.url, f)
         link = sheet.locator("[data-testid=share-link]")
         expect(link).to_have_attribute("href", LINK_RE, timeout=TIMEOUT_MS)
         expect(sheet.locator(".files")).to_contain_text("look at this")
@@ -130,9 +124,27 @@ def test_share_target_post_starts_a_share_the_server_never_sees(
     assert any(r.what == "http" for r in recorded), "the proxy saw no request at all"
     for r in recorded:
         assert marker not in r.data, f"the shared file reached the server: {r.data[:200]!r}"
-        assert not r.data.startswith(b"POST /share-target"), (
-            "the share-target POST reached the server"
-        )
+        assert not r.data.startswith(b"POST /share-target"), "the POST reached the server"
+    # Where no worker runs yet, the POST reaches the server, which reads none of it and
+    # sends the browser to the page, which says so.
+    fresh = pages.new().context.new_page()
+    post_share(fresh, node_a.url, f)
+    expect(fresh.locator("[data-testid=share-target-problem]")).to_contain_text(
+        "Nothing was sent to the server", timeout=TIMEOUT_MS
+    )
+    expect(fresh.locator("h1")).to_have_text("Share files straight from this browser")
+
+
+def post_share(page: Page, base: str, f: Path) -> None:
+    """What the phone's share sheet makes the browser do: a POST navigation to the share
+    target with the files and the text."""
+    page.set_content(
+        f'<form method="post" enctype="multipart/form-data" action="{base}/share-target">'
+        '<input type="file" name="files" multiple><input name="text" value="look at this">'
+        "</form>"
+    )
+    page.locator("input[type=file]").set_input_files(str(f))
+    page.evaluate("document.forms[0].submit()")
 
 
 def wait_text(page: Page, selector: str, text: str) -> None:
@@ -154,6 +166,20 @@ def test_page_speaks_the_browsers_language_and_arabic_right_to_left(
         "ltr",
     ]
     expect(page.locator("label[for=language]")).to_have_text("Sprache")
+    # Where the browser offers installing, pea's own button asks (a stand-in offer here).
+    install = page.locator("[data-testid=install]")
+    expect(install).to_be_hidden()
+    page.evaluate(
+        """() => {
+          const offer = new Event("beforeinstallprompt", { cancelable: true });
+          offer.prompt = async () => { window.__prompted = true; };
+          dispatchEvent(offer);
+        }"""
+    )
+    expect(install).to_have_text("pea installieren")
+    install.click()
+    assert page.evaluate("window.__prompted") is True
+    expect(install).to_be_hidden()
     page.locator("[data-testid=language]").select_option("ar")
     expect(page.locator("h1")).to_have_text("شارك الملفات مباشرةً من هذا المتصفح")
     assert page.evaluate("document.documentElement.dir") == "rtl"
@@ -192,7 +218,7 @@ def test_screen_stays_awake_during_a_transfer_on_both_sides(
     pages: Pages, cluster: tuple[PeaNode, PeaNode], share_dir: Path
 ) -> None:
     big = share_dir / "phone" / "awake.bin"
-    write_random(big, 1_500_000)
+    write_random(big, 600_000)
     sharer = pages.new()
     sharer.add_init_script(WAKE_STUB)
     link = share(sharer, cluster[0].url, [big])

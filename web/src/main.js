@@ -19,7 +19,14 @@ import { unsupportedView } from "./ui/unsupported.js";
 const app = /** @type {HTMLElement} */ (document.getElementById("app"));
 
 function show(view) {
+  const focused = app.contains(document.activeElement);
   app.replaceChildren(view);
+  // Keyboard and screen reader users land on the new page's heading, not on <body>.
+  if (focused && !app.contains(document.activeElement)) {
+    const heading = view.querySelector("h1");
+    heading?.setAttribute("tabindex", "-1");
+    (heading ?? app).focus({ preventScroll: true });
+  }
 }
 
 function startPage(incoming = sharedWithUs()) {
@@ -54,7 +61,11 @@ function startPage(incoming = sharedWithUs()) {
   incoming?.then((got) => {
     if (got.files.length) onFiles(got.files.map((file) => ({ file, path: file.name })));
     if (got.text) onNote(got.text);
-    if (got.problem) notices.append(banner("warn", msg(`share-target.${got.problem}`)));
+    if (got.problem) {
+      const b = banner("warn", msg(`share-target.${got.problem}`));
+      b.dataset.testid = "share-target-problem";
+      notices.append(b);
+    }
   });
   // The app shell (offline start page, share target) needs the worker; it starts once this
   // page has drawn, so it never delays the first paint.

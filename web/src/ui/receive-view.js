@@ -84,7 +84,7 @@ export function receiveView({ receiver, path, awake = new StayAwake() }) {
   const notes = h("ul", { class: "list notes" });
   const notesHead = h("h2", { hidden: true }, msg("receive.notes"));
   const allState = h("span", { class: "detail" });
-  const allBar = h("progress", { max: 1, value: 0, hidden: true });
+  const allBar = h("progress", { max: 1, value: 0, hidden: true, "aria-label": msg("receive.zip-progress") });
   const all = h("button", { type: "button", class: "button primary", "data-testid": "download-all", disabled: true, onclick: () => receiver.downloadAll() }, msg("receive.download-all"));
   const empty = h("p", { class: "muted" }, msg("receive.no-files"));
   const memoryBox = h("div", { "data-testid": "memory-mode" });
@@ -180,6 +180,7 @@ export function receiveView({ receiver, path, awake = new StayAwake() }) {
         btn.disabled = !receiver.connected;
         btn.setAttribute("aria-disabled", busy ? "true" : "false");
         const bar = row.querySelector("progress");
+        bar.setAttribute("aria-label", t("receive.progress", { name: name.text }));
         bar.hidden = !busy;
         if (d) bar.value = d.meter.fraction;
         let detail = "";

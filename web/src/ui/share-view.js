@@ -170,6 +170,7 @@ export function shareView({ sharer, link, input, onFiles, onNote, awake = new St
         const words = RECEIVER_STATES.has(r.state) ? t(`share.receiver.${r.state}`) : r.state;
         setText(row.querySelector(".meta"), up ? t("share.receiver.sending", { name: up.name }) : r.done ? t("share.receiver.sent", { state: words, count: r.done }) : words);
         const bar = row.querySelector("progress");
+        bar.setAttribute("aria-label", t("share.progress", { receiver: receiverLabel(r.number) }));
         bar.hidden = !up?.meter;
         if (up?.meter) bar.value = up.meter.fraction;
         const problem = r.problem ? problemText(r.problem) : "";

@@ -4,7 +4,7 @@
 // `name` is the file's name as the model made it safe to show (hidden characters spelled out).
 import { t } from "../i18n/i18n.js";
 
-/** @typedef {{code?: string, message?: string, info?: {name?: string, what?: string, why?: string, received?: number, size?: number, said?: string}}} CodedError */
+/** @typedef {{code?: string, message?: string, info?: {name?: string, what?: string, why?: string, received?: number, size?: number, said?: string, sent?: string}}} CodedError */
 
 /** @type {Record<string, (i: NonNullable<CodedError["info"]>) => string>} */
 const RECEIVING = {
@@ -17,7 +17,8 @@ const RECEIVING = {
   "no-such-file": () => t("receiving.no-such-file"),
   unreadable: () => t("receiving.unreadable"),
   // The sharer's own words, when it gave some, are what it said: they are not ours to translate.
-  "sender-error": ({ said }) => said || t("receiving.sender-error"),
+  // "busy" (the sharer's uploads are all taken) is pea's own code: said in the receiver's language.
+  "sender-error": ({ said, sent }) => (sent === "busy" ? t("receiving.busy") : said || t("receiving.sender-error")),
   // download.js: the browser's side of saving.
   "not-started": () => t("receiving.not-started"),
   "start-failed": ({ said }) => t("receiving.start-failed", { said: said || t("receiving.unknown-error") }),

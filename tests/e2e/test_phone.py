@@ -209,7 +209,7 @@ Object.defineProperty(Navigator.prototype, "wakeLock", {
 window.__warned = false;
 new MutationObserver(() => {
   const w = document.querySelector("[data-testid=wake-missing]");
-  if (w && !w.hidden) window.__warned = true;
+  if (w && w.textContent.trim()) window.__warned = true;
 }).observe(document, { subtree: true, childList: true, attributes: true });
 """
 

@@ -11,8 +11,13 @@ const CACHE = `pea-shell-${__SHELL_VERSION__}`;
 const NETWORK_WAIT_MS = 4000;
 const SHELL = new Set(FILES);
 
+// Best effort, and never in the way of the downloads this worker also carries: installing
+// does not fail when a file cannot be fetched (the server went away; the network answers
+// each file again later anyway), nor waits more than a few seconds for them.
+const PRECACHE_WAIT_MS = 3000;
 sw.addEventListener("install", (/** @type {any} */ e) => {
-  e.waitUntil(caches.open(CACHE).then((c) => c.addAll(FILES)));
+  const precache = caches.open(CACHE).then((c) => Promise.allSettled(FILES.map((f) => c.add(f))));
+  e.waitUntil(Promise.race([precache, new Promise((resolve) => setTimeout(resolve, PRECACHE_WAIT_MS))]).catch(() => {}));
 });
 
 sw.addEventListener("activate", (/** @type {any} */ e) => {

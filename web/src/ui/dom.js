@@ -69,10 +69,18 @@ export function banner(kind, ...children) {
   return h("div", { class: `banner ${kind}`, role: kind === "error" ? "alert" : "note" }, ...children);
 }
 
-/** The warning that a locked screen may pause a transfer, for browsers with no wake lock (hidden until one runs). */
+/**
+ * Where a locked screen may pause a transfer (no wake lock), the warning goes here while
+ * one runs; an empty box otherwise (nothing hidden in the page to trip over).
+ */
 export function wakeWarning() {
-  const b = banner("warn", msg("wake.missing"));
-  b.dataset.testid = "wake-missing";
-  b.hidden = true;
-  return b;
+  const box = h("div", { class: "wake-warning", "data-testid": "wake-missing" });
+  const warning = banner("warn", msg("wake.missing"));
+  return {
+    box,
+    /** @param {boolean} on */
+    show(on) {
+      if (on !== box.contains(warning)) box.replaceChildren(...(on ? [warning] : []));
+    },
+  };
 }

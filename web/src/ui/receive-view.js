@@ -95,7 +95,7 @@ export function receiveView({ receiver, path, awake = new StayAwake() }) {
     h("h1", {}, msg("receive.title")),
     status,
     alerts,
-    sleepy,
+    sleepy.box,
     memoryBox,
     h("div", { class: "actions" }, all, allBar, allState),
     empty,
@@ -132,7 +132,7 @@ export function receiveView({ receiver, path, awake = new StayAwake() }) {
     }
     const receiving = [...receiver.downloads.values()].some((d) => !d.done && !d.error);
     awake.want(receiving);
-    sleepy.hidden = !receiving || awake.supported;
+    sleepy.show(receiving && !awake.supported);
     const files = [...receiver.files.values()];
     empty.hidden = files.length > 0;
     all.disabled = !receiver.connected || !files.length;

@@ -92,7 +92,7 @@ export function shareView({ sharer, link, input, onFiles, onNote, awake = new St
     status,
     alert,
     impostor,
-    sleepy,
+    sleepy.box,
     h("div", { class: "link-box" }, h("div", { class: "link-text" }, h("p", { class: "label" }, msg("share.send-link")), linkA, h("div", { class: "actions" }, copy, copied)), qr),
     h("h2", {}, msg("share.shared")),
     fileList,
@@ -156,7 +156,7 @@ export function shareView({ sharer, link, input, onFiles, onNote, awake = new St
     const rs = [...sharer.receivers.values()];
     const sending = rs.some((r) => r.uploads?.size > 0);
     awake.want(sending);
-    sleepy.hidden = !sending || awake.supported;
+    sleepy.show(sending && !awake.supported);
     noReceivers.hidden = rs.length > 0;
     syncList(
       receiverList,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.flows import LINK_RE, TIMEOUT_MS, download, fragment, open_link, row, share
 from tests.e2e.recorder import recording_proxy
-from tests.support.pages import Pages, sha256_file, write_random
+from tests.support.pages import Pages, sha256_file, skip_in, write_random
 from tests.support.procs import ROOT, PeaNode, pea_node
 
 AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
@@ -74,9 +75,17 @@ def test_manifest_icons_and_worker_make_an_installable_app(
 
 
 def worker_ready(page: Page) -> None:
-    """Waits until the page is controlled by pea's worker, its app shell cached."""
+    """Waits until the page is controlled by pea's worker, its app shell cached (the
+    worker caches it best effort, so a loaded machine may take a while)."""
     page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=TIMEOUT_MS)
-    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    cached = """async () => {
+      for (const f of ["/", "/app.js", "/style.css"]) if (!(await caches.match(f))) return false;
+      return true;
+    }"""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not page.evaluate(cached):
+        assert time.monotonic() < deadline, "the worker did not cache the app shell"
+        time.sleep(0.2)
 
 
 def test_app_shell_opens_offline_and_says_sharing_needs_the_network(pages: Pages) -> None:
@@ -100,6 +109,7 @@ def test_share_target_post_starts_a_share_the_server_never_sees(
     browser do). The worker takes the POST, the page shares at once, a receiver downloads
     exactly those bytes, and a recording proxy in front of the node shows that neither the
     POST nor a byte of the file ever reached the server."""
+    skip_in(pages.engine, "firefox", "no Firefox has share targets (the worker is the same code)")
     marker = os.urandom(16).hex().encode()
     f = share_dir / "phone" / "from another app.txt"
     f.parent.mkdir(parents=True, exist_ok=True)
@@ -217,6 +227,9 @@ new MutationObserver(() => {
 def test_screen_stays_awake_during_a_transfer_on_both_sides(
     pages: Pages, cluster: tuple[PeaNode, PeaNode], share_dir: Path
 ) -> None:
+    # The same page code in every engine, and neither headless engine has the API: one
+    # engine is enough to check what the page asks of the stand-in.
+    skip_in(pages.engine, "firefox", "checked in Chromium, through the same stand-in")
     big = share_dir / "phone" / "awake.bin"
     write_random(big, 600_000)
     sharer = pages.new()
@@ -297,9 +310,12 @@ def test_screenshots_in_german_and_arabic(
 ) -> None:
     """The README's screenshots of the page in German (sharing, desktop, light) and Arabic
     (receiving, phone, dark), from a real transfer. Written to web/screenshots when
-    PEA_SCREENSHOTS=1 (`make screenshots`), else only checked to be taken."""
+    PEA_SCREENSHOTS=1 (`make screenshots`); skipped otherwise."""
     if pages.engine != "chromium":
         pytest.skip("the README's screenshots are Chromium's")
+    if os.environ.get("PEA_SCREENSHOTS") != "1":
+        # The German and Arabic pages are tested above; this only redraws the README's images.
+        pytest.skip("redraws the README's screenshots: run `make screenshots`")
     files = [share_dir / "fotos" / "Urlaub am Meer.jpg", share_dir / "fotos" / "Rezepte.pdf"]
     for f, size in zip(files, [2_400_000, 830_000], strict=True):
         write_random(f, size)
@@ -320,8 +336,7 @@ def test_screenshots_in_german_and_arabic(
     download(phone, files[1].name)
     expect(row(phone, files[1].name)).to_contain_text("SHA-256")
     expect(sharer.locator(".receivers [data-state=connected]")).to_have_count(1)
-    out = SCREENSHOTS if os.environ.get("PEA_SCREENSHOTS") == "1" else share_dir / "shots"
-    out.mkdir(parents=True, exist_ok=True)
+    out = SCREENSHOTS
     for page, name in (
         (sharer, "sharing-desktop-light-de.png"),
         (phone, "receiving-phone-dark-ar.png"),

@@ -109,7 +109,9 @@ labelPage();
 // After the page's own content in the focus order: the first Tab stops stay brand, then files.
 document.querySelector(".foot-tools")?.append(installButton(), languageSwitcher());
 const notices = /** @type {HTMLElement} */ (document.getElementById("notices"));
-offlineNotice(notices);
+const offline = h("div");
+notices.append(offline); // its own box: other notices stay
+offlineNotice(offline);
 
 const fragment = location.hash.slice(1);
 const parsed = fragment ? parseFragment(fragment) : null;

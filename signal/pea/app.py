@@ -96,6 +96,7 @@ def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
     routes: list[Route | Mount] = [
         Route("/healthz", http.healthz),
         Route("/readyz", http.readyz),
+        Route("/share-target", http.share_target, methods=["POST"]),
     ]
     static = http.web_dir(settings.web_dir)
     if static is not None:

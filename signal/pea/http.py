@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import mimetypes
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 if TYPE_CHECKING:
     from pea.node import Node
@@ -29,6 +30,9 @@ SECURITY_HEADERS = {
 }
 
 PACKAGED_WEB_DIR = Path(__file__).parent / "static"
+
+# The web app manifest's registered type; the static files are served by extension.
+mimetypes.add_type("application/manifest+json", ".webmanifest")
 
 NOT_BUILT_PAGE = """<!doctype html><meta charset="utf-8"><title>pea</title>
 <h1>pea signalling node</h1>
@@ -66,6 +70,18 @@ async def metrics(request: Request) -> Response:
 
 async def not_built(request: Request) -> Response:
     return HTMLResponse(NOT_BUILT_PAGE)
+
+
+async def share_target(request: Request) -> Response:
+    """Where the browser POSTs what another app shared to pea (the manifest's
+    `share_target`). The page's service worker answers that POST inside the browser; it
+    reaches the server only where no worker runs yet. The server never reads the body
+    (the files are not the server's to see): it sends the browser to the start page,
+    which says that the share did not reach pea, and closes the connection so the rest
+    of the upload is not even received."""
+    return RedirectResponse(
+        "/?share-target=refused", status_code=303, headers={"connection": "close"}
+    )
 
 
 def web_dir(configured: str | None) -> Path | None:

@@ -114,13 +114,18 @@ class Pages:
     def browser(self) -> Any:
         return self.browsers.get(self.engine)
 
-    def new(self, *, grant: bool = True, engine: str | None = None, variant: str = "") -> Any:
+    def new(
+        self, *, grant: bool = True, engine: str | None = None, variant: str = "", **context: Any
+    ) -> Any:
         """grant=False: no path between pages (Chromium without media permission gathers
-        no loopback candidate; Firefox gets the same from a browser without loopback ICE)."""
+        no loopback candidate; Firefox gets the same from a browser without loopback ICE).
+        `context`: more options for Playwright's new_context (locale, viewport, …)."""
         engine = engine or self.engine
         if not grant and engine == "firefox":
             variant = variant or "noloop"
-        ctx = self.browsers.get(engine, variant or "default").new_context(accept_downloads=True)
+        ctx = self.browsers.get(engine, variant or "default").new_context(
+            accept_downloads=True, **context
+        )
         if grant and engine == "chromium":
             # Without media permission Chromium gathers no loopback candidate at all.
             ctx.grant_permissions(["microphone"])

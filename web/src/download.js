@@ -121,14 +121,55 @@ function startSignal() {
   return { started, port: port2 };
 }
 
+// Received files up to this size are also kept in memory, once verified, so the Web
+// Share API can pass them on to another app; larger ones only go to disk.
+const SHARE_COPY_MAX = 64 * 1000 * 1000;
+/** @type {Map<string, File>} */
+const copies = new Map();
+
+/** A received, verified file this browser can hand to another app (navigator.share), by the name it was saved under. */
+export function shareableCopy(name) {
+  return copies.get(safeFileName(name)) ?? null;
+}
+
+function canShareFiles() {
+  try {
+    return typeof navigator.canShare === "function" && navigator.canShare({ files: [new File(["x"], "x.txt", { type: "text/plain" })] });
+  } catch {
+    return false;
+  }
+}
+
+/** `stream`, unchanged, keeping a copy of its bytes that becomes a File once `done` says they were verified. */
+function keepCopy(stream, name, mime, size, done) {
+  if (!(size <= SHARE_COPY_MAX) || !canShareFiles()) return stream;
+  /** @type {Uint8Array<ArrayBuffer>[]} */
+  const parts = [];
+  const copied = stream.pipeThrough(
+    new TransformStream({
+      transform(chunk, c) {
+        parts.push(chunk.slice()); // the original may be transferred (and emptied) on its way to the worker
+        c.enqueue(chunk);
+      },
+    }),
+  );
+  done.then(
+    () => copies.set(name, new File(parts, name, { type: mime })),
+    () => {},
+  );
+  return copied;
+}
+
 /**
  * Save `stream` as a download called `name`; resolves when the browser has
  * started the download, rejects (and cancels the stream) when it could not.
  * Name and type are made safe here too, whoever the caller is.
  */
-export async function saveStream({ name: rawName, size, mime: rawMime, stream, done }) {
+export async function saveStream({ name: rawName, size, mime: rawMime, stream: original, done }) {
+  let stream = original;
   const name = safeFileName(rawName);
   const mime = safeMime(rawMime);
+  stream = keepCopy(stream, name, mime, size, done);
   await setupDownloads();
   if (mode === "stream") {
     const worker = await activeWorker();

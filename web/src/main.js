@@ -4,20 +4,30 @@
 import { fragmentOf, fromB64url, newShare, parseFragment, warmUp } from "./auth.js";
 import { downloadPath, memoryBudget, MEMORY_LIMIT_BYTES, missingForTransfer } from "./capabilities.js";
 import { setupDownloads } from "./download.js";
+import { msg, pickLocale, setLocale } from "./i18n/i18n.js";
 import { Receiver } from "./receiver.js";
 import { Room } from "./room.js";
 import { Sharer } from "./sharer.js";
-import { h } from "./ui/dom.js";
+import { sharedWithUs } from "./share-target.js";
+import { banner, h } from "./ui/dom.js";
 import { acceptDrops, filesFromInput } from "./ui/pickers.js";
 import { receiveView, refusedLinkView } from "./ui/receive-view.js";
 import { shareView, startView } from "./ui/share-view.js";
+import { installButton, labelPage, languageSwitcher, offlineNotice } from "./ui/page.js";
 import { unsupportedView } from "./ui/unsupported.js";
 import { b64url } from "./util.js";
 
 const app = /** @type {HTMLElement} */ (document.getElementById("app"));
 
 function show(view) {
+  const focused = app.contains(document.activeElement);
   app.replaceChildren(view);
+  // Keyboard and screen reader users land on the new page's heading, not on <body>.
+  if (focused && !app.contains(document.activeElement)) {
+    const heading = view.querySelector("h1");
+    heading?.setAttribute("tabindex", "-1");
+    (heading ?? app).focus({ preventScroll: true });
+  }
 }
 
 // The share's secret and private key, kept for this tab only, so a reload (or a tab the
@@ -39,7 +49,7 @@ function keep(share) {
   } catch {} // storage off: the share works, it just does not outlive a reload
 }
 
-function startPage() {
+function startPage(incoming = sharedWithUs()) {
   const input = h("input", { type: "file", multiple: true, id: "pick-files", class: "visually-hidden" });
   /** @type {Promise<Sharer> | null} */
   let sharing = null;
@@ -70,6 +80,19 @@ function startPage() {
   acceptDrops(document.body, onFiles);
   if (kept) begin();
   else show(startView({ input, onFiles, onNote }));
+  // Shared to pea from another app (the manifest's share target): share it at once.
+  incoming?.then((got) => {
+    if (got.files.length) onFiles(got.files.map((file) => ({ file, path: file.name })));
+    if (got.text) onNote(got.text);
+    if (got.problem) {
+      const b = banner("warn", msg(`share-target.${got.problem}`));
+      b.dataset.testid = "share-target-problem";
+      notices.append(b);
+    }
+  });
+  // The app shell (offline start page, share target) needs the worker; it starts once this
+  // page has drawn, so it never delays the first paint.
+  setTimeout(() => setupDownloads(), 1000);
 }
 
 function receivePage({ secret, commit }) {
@@ -103,6 +126,15 @@ function receivePage({ secret, commit }) {
 }
 
 addEventListener("hashchange", () => location.reload());
+
+await setLocale(pickLocale());
+labelPage();
+// After the page's own content in the focus order: the first Tab stops stay brand, then files.
+document.querySelector(".foot-tools")?.append(installButton(), languageSwitcher());
+const notices = /** @type {HTMLElement} */ (document.getElementById("notices"));
+const offline = h("div");
+notices.append(offline); // its own box: other notices stay
+offlineNotice(offline);
 
 const fragment = location.hash.slice(1);
 const parsed = fragment ? parseFragment(fragment) : null;

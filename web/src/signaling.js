@@ -62,7 +62,7 @@ export class Signaling extends EventTarget {
     try {
       ws = new WebSocket(this.url);
     } catch (err) {
-      this.scheduleRetry(String(err));
+      this.scheduleRetry("no-socket", undefined, String(err));
       return;
     }
     this.ws = ws;
@@ -97,18 +97,21 @@ export class Signaling extends EventTarget {
       if (this.ws !== ws) return;
       this.ws = null;
       if (this.stopped) return;
-      const why = ev.code === ERRORS.unavailable.close ? "the server is temporarily unavailable" : "the connection to the server was lost";
-      this.scheduleRetry(why);
+      this.scheduleRetry(ev.code === ERRORS.unavailable.close ? "unavailable" : "lost");
     };
   }
 
-  async scheduleRetry(reason, delay) {
+  /**
+   * @param {"unavailable" | "lost" | "moved" | "no-socket"} reason a code: the views have the sentences
+   * @param {number} [delay] @param {string} [message] the browser's own words, for "no-socket"
+   */
+  async scheduleRetry(reason, delay, message) {
     if (this.stopped) return;
     this.attempt++;
     // 0.5 s, 1 s, 2 s … capped at 15 s, with jitter so a restarted node is not stampeded.
     const base = delay ?? Math.min(15000, 500 * 2 ** Math.min(this.attempt - 1, 5));
     const wait = delay ?? Math.round(base * (0.75 + Math.random() * 0.5));
-    this.setState("offline", { reason, retryInMs: wait, attempt: this.attempt });
+    this.setState("offline", { reason, message, retryInMs: wait, attempt: this.attempt });
     await sleep(wait);
     this.connect();
   }
@@ -142,7 +145,7 @@ export class Signaling extends EventTarget {
         // The node is draining: go elsewhere now, keeping our seat with `resume`.
         this.ws = null;
         ws.close(CLOSE_RECONNECT, "reconnect");
-        this.scheduleRetry("the server asked us to move to another node", Math.max(0, msg.after_ms ?? 0));
+        this.scheduleRetry("moved", Math.max(0, msg.after_ms ?? 0));
         break;
       case "error":
         this.emit("server-error", { code: msg.code, message: msg.message, ref: msg.ref });
@@ -174,7 +177,7 @@ export class Signaling extends EventTarget {
       this.ws = null;
       clearInterval(this.pinger);
       ws.close(CLOSE_RECONNECT, "no answer");
-      this.scheduleRetry("the connection to the server was lost");
+      this.scheduleRetry("lost");
     }, timeoutMs);
   }
 

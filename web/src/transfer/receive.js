@@ -213,7 +213,7 @@ export class Download extends EventTarget {
       // The sharer's own words, shown as text only for a code we have none for: bounded, with nothing hidden in them.
       const said = typeof m.message === "string" && m.message ? visible(m.message.slice(0, 300)).text : "";
       if (code === "no-such-file" || code === "unreadable") this.fail(code);
-      else this.fail("sender-error", { said });
+      else this.fail("sender-error", { said, sent: code });
     }
   }
 

@@ -3,39 +3,29 @@
 // data goes through the server's TURN relay, and a details panel (candidate types
 // found on each side, the pair in use, why it failed) they can copy into a bug
 // report. It names no address: what is copied can be pasted anywhere.
+// Every word here is the person's language (the catalogue's "connection.*" keys); the
+// tests read the English report ("path: direct", "state: failed").
+import { msg, t } from "../i18n/i18n.js";
 import { h, setText } from "./dom.js";
 
-const RELAYED_TITLE = "Relayed through the server's TURN relay: slower than direct, still end-to-end encrypted (the relay sees only ciphertext).";
+const RELAY_POLICIES = new Set(["on", "off", "forbidden"]);
 
-const PATH_WORDS = {
-  relayed: "relayed through the TURN server (still end-to-end encrypted)",
-  direct: "direct",
-};
-
-const RELAY_WORDS = {
-  on: "offered by this server",
-  off: "not offered by this server",
-  forbidden: "forbidden by this server",
-};
-
-// Why no relay saved a failed connection, by the server's relay policy; and what to try.
-/** @type {Record<string, string>} */
-export const RELAY_ADVICE = {
-  off: "pea never relays files through a server (TURN is off by design)",
-  forbidden: "this server forbids relaying files through it (TURN)",
-  on: "even this server's relay (TURN) could not be reached: a firewall may block it",
-};
-export const TRY_WORDS = "Try both devices on the same network, or another network such as a phone hotspot.";
-
-/** @param {string | undefined} relay */
+/**
+ * Why no relay saved a failed connection, by the server's relay policy ("on", "off" or
+ * "forbidden"; unknown is taken as "off").
+ * @param {string | undefined} relay
+ */
 export function relayAdvice(relay) {
-  return RELAY_ADVICE[relay ?? "off"] ?? RELAY_ADVICE.off;
+  return t(`connection.advice.${RELAY_POLICIES.has(relay ?? "") ? relay : "off"}`);
 }
+
+/** What to try when no direct connection could be made. */
+export const tryWords = () => t("connection.try");
 
 /** @param {Record<string, number>} counts */
 function listTypes(counts) {
   const found = Object.entries(counts).filter(([, n]) => n > 0);
-  return found.length ? found.map(([t, n]) => `${t} ×${n}`).join(", ") : "none";
+  return found.length ? found.map(([type, n]) => `${type} ×${n}`).join(", ") : t("connection.report.none");
 }
 
 /**
@@ -44,19 +34,22 @@ function listTypes(counts) {
  */
 export function connectionReport(link) {
   if (!link) return "";
-  const lines = ["pea connection report"];
-  lines.push(`state: ${link.state}${link.failure ? ` (${link.failure})` : ""}`);
-  if (link.path) lines.push(`path: ${link.relayed ? PATH_WORDS.relayed : PATH_WORDS.direct} (${link.path.local} ↔ ${link.path.remote}, ${link.path.protocol})`);
-  lines.push(`candidates found here: ${listTypes(link.found.local)}`);
-  lines.push(`candidates from the other side: ${listTypes(link.found.remote)}`);
-  lines.push(`relay (TURN): ${RELAY_WORDS[link.relay] ?? link.relay}`);
-  lines.push(`browser: ${navigator.userAgent}`);
+  const lines = [t("connection.report.title")];
+  lines.push(t("connection.report.state", { state: link.failure ? `${link.state} (${link.failure})` : link.state }));
+  if (link.path) {
+    const how = t(link.relayed ? "connection.path.relayed" : "connection.path.direct");
+    lines.push(t("connection.report.path", { how, local: link.path.local, remote: link.path.remote, protocol: link.path.protocol }));
+  }
+  lines.push(t("connection.report.found-here", { types: listTypes(link.found.local) }));
+  lines.push(t("connection.report.found-there", { types: listTypes(link.found.remote) }));
+  lines.push(t("connection.report.relay", { policy: RELAY_POLICIES.has(link.relay) ? t(`connection.relay.${link.relay}`) : String(link.relay) }));
+  lines.push(t("connection.report.browser", { browser: navigator.userAgent }));
   return lines.join("\n");
 }
 
 /** A "Relayed" badge, hidden until `update(link)` finds the link relayed. */
 export function relayedBadge() {
-  const el = h("span", { class: "badge relayed", "data-testid": "relayed", title: RELAYED_TITLE, hidden: true }, "Relayed · end-to-end encrypted");
+  const el = h("span", { class: "badge relayed", "data-testid": "relayed", title: msg("connection.relayed-title"), hidden: true }, msg("connection.relayed"));
   return {
     el,
     update(link) {
@@ -77,16 +70,16 @@ export function connectionDetails() {
       onclick: async () => {
         try {
           await navigator.clipboard.writeText(pre.textContent ?? "");
-          setText(copied, "Copied.");
+          setText(copied, t("connection.copied"));
         } catch {
           getSelection()?.selectAllChildren(pre);
-          setText(copied, "Selected: copy it with your keyboard.");
+          setText(copied, t("connection.selected"));
         }
       },
     },
-    "Copy",
+    msg("connection.copy"),
   );
-  const el = h("details", { class: "connection-details", "data-testid": "connection-details", hidden: true }, h("summary", {}, "Connection details"), pre, copy, copied);
+  const el = h("details", { class: "connection-details", "data-testid": "connection-details", hidden: true }, h("summary", {}, msg("connection.details")), pre, copy, copied);
   return {
     el,
     update(link) {

@@ -1,103 +1,87 @@
 // @ts-check
 // The receiving page: connection state in words, the shared files and notes,
 // download buttons with progress, and every failure explained.
+import { locale, msg, onLocaleChange, t } from "../i18n/i18n.js";
+import { shareableCopy } from "../download.js";
 import { CONNECT_TIMEOUT_MS } from "../peer.js";
 import { RESUME_MS } from "../receiver.js";
 import { visible } from "../names.js";
+import { StayAwake } from "../wake.js";
+import { banner, h, setText, syncList, wakeWarning } from "./dom.js";
 import { formatBytes, progressText } from "./format.js";
-import { banner, h, setText, syncList } from "./dom.js";
+import { serverErrorText, serverWhy } from "./server-words.js";
 import { receiveErrorText } from "./transfer-words.js";
 import { memoryNotice } from "./unsupported.js";
-import { connectionDetails, relayAdvice, relayedBadge, TRY_WORDS } from "./connection-view.js";
-
-export const V1_LINK_SENTENCE =
-  "This link was made by an older version of pea, which this page no longer accepts (it could not tell the sharer from anyone else holding the link). Nothing was downloaded: ask the sharer to share again and send you the new link.";
-export const V2_LINK_SENTENCE =
-  "This link was made by an older version of pea, which this page no longer accepts (it cannot resume a broken transfer). Nothing was downloaded: ask the sharer to share again and send you the new link.";
-// Downloads survive a lost network and a sharer's reload, not a reload of this page (its
-// verified bytes live in the browser's download, which a new page cannot append to).
-export const RELOAD_SENTENCE = "Keep this page open until your downloads finish: if it is reloaded or closed, they start over.";
-export const IMPOSTOR_SENTENCE = "Someone else who has this link tried to pose as the sharer; pea ignored them.";
+import { connectionDetails, relayAdvice, relayedBadge, tryWords } from "./connection-view.js";
 
 /** @type {Record<string, (d: {kind?: string, message?: string}) => string>} */
 const TAMPERED_WORDS = {
-  altered: ({ kind }) => `A signed ${kind} did not verify: it was altered on the way, so the server or the network is tampering with this connection. pea refused it. Nothing was downloaded.`,
-  "refused-answer": () => "The sharer refused our answer: it was altered on the way, so the server or the network is tampering with this connection. Nothing was downloaded.",
+  altered: ({ kind }) => t("receive.tampered.altered", { kind }),
+  "refused-answer": () => t("receive.tampered.refused-answer"),
 };
 
-/** @type {Record<string, (d: {message?: string}) => string>} */
+/** @type {Record<string, (d: {code?: string, message?: string}) => string>} */
 const FAILED_WORDS = {
-  refused: ({ message }) => message || "The server refused to let us in.",
-  "no-peer": ({ message }) => `This browser could not start a direct connection (${message}). Try a current Firefox, Chrome, Edge or Safari.`,
-  setup: ({ message }) => `Could not set up the connection: ${message}`,
-  version: () => "The sharer's page runs another version of pea; ask them to reload it and share again.",
+  refused: (d) => serverErrorText(d) || t("receive.failed.refused"),
+  "no-peer": ({ message }) => t("receive.failed.no-peer", { message }),
+  setup: ({ message }) => t("receive.failed.setup", { message }),
+  version: () => t("receive.failed.version"),
 };
 
 /** @type {Record<string, (a: {kind?: string, error?: any}) => string>} */
 const ALERT_WORDS = {
-  "tamper-ignored": ({ kind }) =>
-    `Ignored a signed ${kind} that did not verify: it was altered on the way (the server or the network is tampering). The direct connection, already verified, continues.`,
-  "remote-tamper-ignored": () => "The sharer reported a signal that did not verify (the server or the network is tampering). The direct connection, already verified, is unaffected.",
+  "tamper-ignored": ({ kind }) => t("receive.alert.tamper-ignored", { kind }),
+  "remote-tamper-ignored": () => t("receive.alert.remote-tamper-ignored"),
   mismatch: ({ error }) => receiveErrorText(error),
 };
 
-/** Links this page will not open, by code (main.js decides which). */
-const REFUSED_LINK_WORDS = {
-  v1: { title: "This link is from an older pea", sentence: V1_LINK_SENTENCE },
-  v2: { title: "This link is from an older pea", sentence: V2_LINK_SENTENCE },
-  incomplete: { title: "This link is incomplete", sentence: "The part after # is not a valid pea link. Ask for the link again." },
-};
-
-/** @param {"v1" | "v2" | "incomplete"} code */
+/** @param {"v1" | "v2" | "incomplete"} code Links this page will not open (main.js decides which). */
 export function refusedLinkView(code) {
-  const { title, sentence } = REFUSED_LINK_WORDS[code];
-  return h("section", { class: "card" }, h("h1", {}, title), h("p", { "data-testid": "status", class: "status bad" }, sentence), h("p", {}, h("a", { href: "/" }, "Share your own files")));
+  return h(
+    "section",
+    { class: "card" },
+    h("h1", {}, msg(`link.${code}.title`)),
+    h("p", { "data-testid": "status", class: "status bad" }, msg(`link.${code}.sentence`)),
+    h("p", {}, h("a", { href: "/" }, msg("link.share-own"))),
+  );
 }
 
 /** A running download's line: paused while reconnecting, and where it resumed once it has. */
 function runningText(d, connected) {
-  if (d.paused && connected) return `Paused at ${formatBytes(d.meter.done)}: waiting for the sharer to add this file again.`;
-  if (d.paused) return `Paused at ${formatBytes(d.meter.done)}: waiting for the connection to come back.`;
+  if (d.paused && connected) return t("receive.paused.sharer", { size: formatBytes(d.meter.done) });
+  if (d.paused) return t("receive.paused", { size: formatBytes(d.meter.done) });
   const text = progressText(d.meter);
-  return d.resumedAt >= 0 ? `${text} · resumed at ${formatBytes(d.resumedAt)}` : text;
+  return d.resumedAt >= 0 ? t("receive.resumed", { progress: text, size: formatBytes(d.resumedAt) }) : text;
 }
 
 function statusText(rx) {
-  const t = rx.serverTrouble;
-  const retry = t?.retryInMs ? ` Retrying in ${Math.ceil(t.retryInMs / 1000)} s.` : "";
+  const trouble = rx.serverTrouble;
+  const retry = trouble?.retryInMs ? ` ${t("receive.status.retry", { seconds: Math.ceil(trouble.retryInMs / 1000) })}` : "";
   switch (rx.state) {
-    case "connecting-server":
-      return "Connecting to the pea server…";
     case "server-offline":
-      return `The pea server is unreachable (${t?.reason || "no connection"}).${retry}`;
-    case "waiting":
-      return "Looking for the sharer…";
-    case "no-sharer":
-      return "Nobody is sharing on this link right now. The sharer may have closed the page: ask them for a new link. Still waiting…";
-    case "connecting-peer":
-      return "Connecting directly to the sharer…";
+      return t("receive.status.server-offline", { reason: serverWhy(trouble) }) + retry;
     case "connected":
-      return t ? "Connected to the sharer. The pea server is unreachable, but the direct connection keeps working." : "Connected to the sharer.";
-    case "sharer-left":
-      return "The sharer left: they closed the page or lost their network. Ask them to share again.";
+      return t(trouble ? "receive.status.connected-no-server" : "receive.status.connected");
     case "reconnecting":
-      if (rx.detail?.why === "left")
-        return `The sharer closed or reloaded their page. If they open it again and add the same files within ${RESUME_MS / 60000} minutes, unfinished downloads continue where they stopped; otherwise ask them to share again.`;
-      return `The direct connection to the sharer was lost (one of you lost the network). Reconnecting… unfinished downloads will continue where they stopped (pea keeps trying for ${RESUME_MS / 60000} minutes).`;
+      if (rx.detail?.why === "left") return t("receive.status.reconnecting.left", { minutes: RESUME_MS / 60000 });
+      return t("receive.status.reconnecting", { minutes: RESUME_MS / 60000 });
     case "lost":
-      return rx.detail === "gave-up"
-        ? `The direct connection to the sharer was lost and could not be made again within ${RESUME_MS / 1000} s (one of you is still offline).`
-        : "The direct connection to the sharer was lost (one of you lost the network).";
+      return t(rx.detail === "gave-up" ? "receive.status.lost.gave-up" : "receive.status.lost", { seconds: RESUME_MS / 1000 });
     case "no-route": {
       // Some browsers (Firefox) give up at once where no network path exists; others wait for our bound.
-      const why = rx.detail === "ice-failed" ? "the two browsers found no network path to each other" : `nothing answered within ${CONNECT_TIMEOUT_MS / 1000} s`;
-      const advice = relayAdvice(rx.link?.relay);
-      return `No direct connection to the sharer: ${why}. A strict NAT or firewall is probably between you; ${advice}. ${TRY_WORDS}`;
+      const why = rx.detail === "ice-failed" ? t("receive.status.no-route.ice-failed") : t("receive.status.no-route.timeout", { seconds: CONNECT_TIMEOUT_MS / 1000 });
+      return t("receive.status.no-route", { why, advice: relayAdvice(rx.link?.relay), try: tryWords() });
     }
     case "tampered":
-      return `Connection refused: tampering detected. ${TAMPERED_WORDS[rx.detail?.code]?.(rx.detail) ?? ""}`;
+      return t("receive.status.tampered", { why: TAMPERED_WORDS[rx.detail?.code]?.(rx.detail) ?? "" }).trim();
     case "failed":
-      return FAILED_WORDS[rx.detail?.code]?.(rx.detail) ?? "The connection failed.";
+      return FAILED_WORDS[rx.detail?.code]?.(rx.detail) ?? t("receive.status.failed");
+    case "connecting-server":
+    case "waiting":
+    case "no-sharer":
+    case "connecting-peer":
+    case "sharer-left":
+      return t(`receive.status.${rx.state}`);
     default:
       return rx.state;
   }
@@ -107,16 +91,17 @@ function statusText(rx) {
  * `path` says how downloads reach the disk ({mode: "stream" | "memory", why, budget}, see
  * capabilities.js); main.js fills in `budget` and a late fallback, then asks for a render.
  */
-export function receiveView({ receiver, path }) {
+export function receiveView({ receiver, path, awake = new StayAwake() }) {
+  const sleepy = wakeWarning();
   const status = h("p", { class: "status", "data-testid": "status", role: "status", "aria-live": "polite" });
   const alerts = h("div", { class: "alerts", "aria-live": "assertive" });
   const list = h("ul", { class: "list files" });
   const notes = h("ul", { class: "list notes" });
-  const notesHead = h("h2", { hidden: true }, "Notes");
+  const notesHead = h("h2", { hidden: true }, msg("receive.notes"));
   const allState = h("span", { class: "detail" });
-  const allBar = h("progress", { max: 1, value: 0, hidden: true });
-  const all = h("button", { type: "button", class: "button primary", "data-testid": "download-all", disabled: true, onclick: () => receiver.downloadAll() }, "Download all as .zip");
-  const empty = h("p", { class: "muted" }, "No files yet.");
+  const allBar = h("progress", { max: 1, value: 0, hidden: true, "aria-label": msg("receive.zip-progress") });
+  const all = h("button", { type: "button", class: "button primary", "data-testid": "download-all", disabled: true, onclick: () => receiver.downloadAll() }, msg("receive.download-all"));
+  const empty = h("p", { class: "muted" }, msg("receive.no-files"));
   const memoryBox = h("div", { "data-testid": "memory-mode" });
   const badge = relayedBadge();
   const details = connectionDetails();
@@ -124,13 +109,14 @@ export function receiveView({ receiver, path }) {
   const root = h(
     "section",
     { class: "card receive" },
-    h("h1", {}, "Files shared with you"),
+    h("h1", {}, msg("receive.title")),
     status,
     badge.el,
     alerts,
+    sleepy.box,
     memoryBox,
     h("div", { class: "actions" }, all, allBar, allState),
-    h("p", { class: "muted", "data-testid": "reload-note" }, RELOAD_SENTENCE),
+    h("p", { class: "muted", "data-testid": "reload-note" }, msg("receive.reload-note")),
     empty,
     list,
     notesHead,
@@ -145,13 +131,13 @@ export function receiveView({ receiver, path }) {
     if (receiver.impostor && !shownImpostor) {
       // A warning, not a failure: the real sharer (signed with the key the link names) is still waited for or used.
       shownImpostor = true;
-      const b = banner("warn", IMPOSTOR_SENTENCE);
+      const b = banner("warn", msg("receive.impostor"));
       b.dataset.testid = "impostor";
       alerts.append(b);
     }
     const memory = path.mode === "memory";
-    if (memory && shownMemory !== `${path.why}:${path.budget}`) {
-      shownMemory = `${path.why}:${path.budget}`;
+    if (memory && shownMemory !== `${path.why}:${path.budget}:${locale()}`) {
+      shownMemory = `${path.why}:${path.budget}:${locale()}`;
       memoryBox.replaceChildren(banner("warn", ...memoryNotice(path.why, path.budget)));
     }
     setText(status, statusText(receiver));
@@ -166,13 +152,16 @@ export function receiveView({ receiver, path }) {
       lastAlert = text;
       alerts.append(banner("error", text));
     }
+    const receiving = [...receiver.downloads.values()].some((d) => !d.done && !d.error);
+    awake.want(receiving);
+    sleepy.show(receiving && !awake.supported);
     const files = [...receiver.files.values()];
     empty.hidden = files.length > 0;
     all.disabled = !receiver.connected || !files.length;
     const a = receiver.downloads.get("*");
     allBar.hidden = !a || a.done || !!a.error;
     if (a) allBar.value = a.meter.fraction;
-    setText(allState, !a ? "" : a.error ? `Zip failed: ${receiveErrorText(a.error)}` : a.done ? "Zip saved." : runningText(a, receiver.connected));
+    setText(allState, !a ? "" : a.error ? t("receive.zip-failed", { why: receiveErrorText(a.error) }) : a.done ? t("receive.zip-saved") : runningText(a, receiver.connected));
     syncList(
       list,
       files,
@@ -185,12 +174,9 @@ export function receiveView({ receiver, path }) {
           h("span", { class: "name", dir: "auto" }),
           h("span", { class: "path", dir: "auto" }),
           h("span", { class: "meta" }),
-          h("button", { type: "button", class: "button", "data-testid": "download", onclick: () => receiver.download(f.id) }, "Download"),
-          h(
-            "span",
-            { class: "hidden-chars", "data-testid": "hidden-chars", role: "note", hidden: true },
-            "⚠ This name contains invisible or direction-changing characters, shown as ⟨U+…⟩: the file may not be what its name seems.",
-          ),
+          h("button", { type: "button", class: "button", "data-testid": "download", onclick: () => receiver.download(f.id) }, msg("receive.download")),
+          h("button", { type: "button", class: "button", "data-testid": "share-file", hidden: true, onclick: () => passOn(f.name) }, msg("receive.share-file")),
+          h("span", { class: "hidden-chars", "data-testid": "hidden-chars", role: "note", hidden: true }, msg("receive.hidden-chars")),
           h("progress", { max: 1, value: 0, hidden: true }),
           h("span", { class: "detail" }),
         ),
@@ -205,22 +191,25 @@ export function receiveView({ receiver, path }) {
         row.querySelector(".hidden-chars").hidden = !(name.hidden || where.hidden);
         row.classList.toggle("suspicious", name.hidden || where.hidden);
         setText(row.querySelector(".meta"), formatBytes(f.size));
-        const btn = row.querySelector("button");
-        btn.setAttribute("aria-label", `Download ${name.text}`);
+        const btn = row.querySelector("[data-testid=download]");
+        const pass = row.querySelector("[data-testid=share-file]");
+        pass.hidden = !(receiver.downloads.get(f.id)?.done && shareableCopy(f.name));
+        pass.setAttribute("aria-label", t("receive.share-file-name", { name: name.text }));
+        btn.setAttribute("aria-label", t("receive.download-name", { name: name.text }));
         const d = receiver.downloads.get(f.id);
         const busy = d && !d.done && !d.error;
         // Busy is aria-disabled, not disabled: disabling the focused button would drop keyboard focus.
         btn.disabled = !receiver.connected;
         btn.setAttribute("aria-disabled", busy ? "true" : "false");
         const bar = row.querySelector("progress");
+        bar.setAttribute("aria-label", t("receive.progress", { name: name.text }));
         bar.hidden = !busy;
         if (d) bar.value = d.meter.fraction;
         let detail = "";
-        if (d?.error) detail = `Failed: ${receiveErrorText(d.error)}`;
-        else if (d?.done) detail = "Saved and verified (SHA-256).";
+        if (d?.error) detail = t("receive.failed", { why: receiveErrorText(d.error) });
+        else if (d?.done) detail = t("receive.saved");
         else if (d) detail = runningText(d, receiver.connected);
-        else if (memory && f.size > path.budget)
-          detail = `Too large for this browser to keep in memory (about ${formatBytes(path.budget)}): it will probably fail here. See above for a way to stream it instead.`;
+        else if (memory && f.size > path.budget) detail = t("receive.too-large", { size: formatBytes(path.budget) });
         setText(row.querySelector(".detail"), detail);
         row.classList.toggle("failed", !!d?.error);
       },
@@ -236,6 +225,18 @@ export function receiveView({ receiver, path }) {
     );
   }
   receiver.addEventListener("update", render);
+  onLocaleChange(render);
   render();
   return root;
+}
+
+/** Hands a received file to another app through the browser's share sheet (Web Share API). */
+async function passOn(name) {
+  const file = shareableCopy(name);
+  if (!file) return;
+  try {
+    await navigator.share({ files: [file] });
+  } catch (err) {
+    if (err?.name !== "AbortError") console.warn("pea: could not share the file on", err);
+  }
 }

@@ -2,26 +2,29 @@
 // The start page (pick files, folders or a note) and the sharing page (link,
 // copy, QR, what is shared, who is receiving what).
 import qrcode from "qrcode-generator";
+import { msg, onLocaleChange, t } from "../i18n/i18n.js";
 import { CONNECT_TIMEOUT_MS } from "../peer.js";
+import { StayAwake } from "../wake.js";
+import { banner, h, setText, syncList, wakeWarning } from "./dom.js";
 import { formatBytes, progressText } from "./format.js";
-import { banner, h, setText, syncList } from "./dom.js";
 import { pickFolder } from "./pickers.js";
+import { serverErrorText, serverWhy } from "./server-words.js";
 import { sendErrorText } from "./transfer-words.js";
-import { connectionDetails, relayAdvice, relayedBadge, TRY_WORDS } from "./connection-view.js";
+import { connectionDetails, relayAdvice, relayedBadge, tryWords } from "./connection-view.js";
 
 export function startView({ input, onFiles, onNote }) {
-  const note = h("textarea", { id: "note", rows: 3, maxlength: 20000, placeholder: "A link, a password hint, a few lines…" });
-  const pickLabel = h("label", { class: "button primary", for: input.id }, "Choose files");
+  const note = h("textarea", { id: "note", rows: 3, maxlength: 20000, placeholder: msg("start.note-placeholder") });
+  const pickLabel = h("label", { class: "button primary", for: input.id }, msg("start.choose-files"));
   return h(
     "section",
     { class: "card start" },
-    h("h1", {}, "Share files straight from this browser"),
-    h("p", { class: "lead" }, "Pick files or a folder, then send the link or show the QR code. The other browser downloads directly from this one; nothing is uploaded to a server."),
+    h("h1", {}, msg("start.title")),
+    h("p", { class: "lead" }, msg("start.lead")),
     h(
       "div",
       { class: "drop", id: "drop" },
-      h("p", { class: "drop-hint" }, "Drop files or folders here"),
-      h("div", { class: "actions" }, input, pickLabel, h("button", { type: "button", class: "button", onclick: () => pickFolder(onFiles) }, "Choose a folder")),
+      h("p", { class: "drop-hint" }, msg("start.drop")),
+      h("div", { class: "actions" }, input, pickLabel, h("button", { type: "button", class: "button", onclick: () => pickFolder(onFiles) }, msg("start.choose-folder"))),
     ),
     h(
       "form",
@@ -33,99 +36,75 @@ export function startView({ input, onFiles, onNote }) {
           if (text) onNote(text);
         },
       },
-      h("label", { for: "note" }, "Or share a short note"),
+      h("label", { for: "note" }, msg("start.note-label")),
       note,
-      h("button", { type: "submit", class: "button" }, "Share note"),
+      h("button", { type: "submit", class: "button" }, msg("start.share-note")),
     ),
   );
 }
 
-const SERVER_WORDS = {
-  connecting: "Connecting to the pea server…",
-  reconnecting: "Reconnecting to the pea server…",
-  stopped: "Stopped.",
-};
+const SERVER_STATES = new Set(["connecting", "reconnecting", "stopped"]);
 
 function sharerStatus(sharer, server) {
   const rs = [...sharer.receivers.values()];
   const live = rs.filter((r) => r.state === "connected").length;
-  if (server.state === "offline") return `The pea server is unreachable (${server.reason}); retrying in ${Math.ceil(server.retryInMs / 1000)} s. Receivers already connected keep downloading.`;
-  if (server.state === "refused") return `The pea server refused this share: ${server.message}`;
-  if (server.state !== "joined") return SERVER_WORDS[server.state] || "Connecting to the pea server…";
-  if (live) return `Sharing with ${live} receiver${live > 1 ? "s" : ""}. Keep this page open.`;
-  return "Ready: waiting for someone to open the link. Keep this page open.";
+  if (server.state === "offline") return t("share.server.offline", { reason: serverWhy(server), seconds: Math.ceil(server.retryInMs / 1000) });
+  if (server.state === "refused") return t("share.server.refused", { why: serverErrorText(server) });
+  if (server.state !== "joined") return t(`share.server.${SERVER_STATES.has(server.state) ? server.state : "connecting"}`);
+  if (live) return t("share.status.sharing", { count: live });
+  return t("share.status.ready");
 }
 
-const RECEIVER_WORDS = { connecting: "connecting…", connected: "connected", left: "left", failed: "failed", tampered: "refused" };
+const RECEIVER_STATES = new Set(["connecting", "connected", "left", "failed", "tampered"]);
 
-const receiverLabel = (n) => `Receiver ${n}`;
+const receiverLabel = (n) => t("share.receiver.label", { number: n });
 
 // Why a receiver could not be reached, true in every engine: Firefox fails ICE within
 // seconds where no path exists ("ice-failed"), Chromium may wait out our bound ("timeout").
-/** @type {Record<string, (info: {message?: string, relay?: string}) => string>} */
-const PROBLEM_WORDS = {
-  lost: () => "the direct connection was lost.",
-  "ice-failed": ({ relay }) =>
-    `no direct connection could be made: your browsers found no network path to each other (a strict NAT or firewall is between you), and ${relayAdvice(relay)}. ${TRY_WORDS}`,
-  timeout: ({ relay }) => `no direct connection could be made within ${CONNECT_TIMEOUT_MS / 1000} s (a strict NAT or firewall is between you), and ${relayAdvice(relay)}. ${TRY_WORDS}`,
-  "refused-offer": () => "refused our offer: what it received from us had been altered on the way.",
-  altered: () => "its connection details were altered on the way; refused.",
-  setup: ({ message }) => `could not connect (${message})`,
-  start: ({ message }) => `could not start a connection (${message})`,
-  "left-mid-transfer": () => "left during a transfer.",
-};
+const PROBLEMS = new Set(["lost", "ice-failed", "timeout", "refused-offer", "altered", "setup", "start", "left-mid-transfer"]);
+/** @param {{code: string, info?: {message?: string}}} p @param {string} [relay] the server's relay policy, for the advice */
+const problemText = (p, relay) =>
+  PROBLEMS.has(p.code) ? t(`share.problem.${p.code}`, { seconds: CONNECT_TIMEOUT_MS / 1000, message: p.info?.message ?? "", advice: relayAdvice(relay), try: tryWords() }) : p.code;
 
-/** @type {Record<string, (a: {kind?: string, number?: number, name?: string, error?: any}) => string>} */
-const ALERT_WORDS = {
-  "remote-tamper-ignored": ({ number }) =>
-    `${receiverLabel(number)} reported a signal that did not verify (the server or the network is tampering). Its direct connection, already verified, is unaffected.`,
-  "refused-offer": () => "A receiver refused the connection because our signed offer was altered on the way: the server or the network is tampering with the connection. Nothing was sent to it.",
-  "tamper-ignored": ({ kind, number }) =>
-    `Ignored a signed ${kind} that did not verify: it was altered on the way (the server or the network is tampering). The direct connection with ${receiverLabel(number)}, already verified, continues.`,
-  "tamper-refused": ({ kind }) => `Refused a connection: a signed ${kind} did not verify, so it was altered on the way (the server or the network is tampering). Nothing was sent to that peer.`,
-  mismatch: ({ number, name, error }) => `${receiverLabel(number)}: “${name}”: ${sendErrorText(error)}`,
-};
+const ALERTS = new Set(["remote-tamper-ignored", "refused-offer", "tamper-ignored", "tamper-refused"]);
+/** @param {{code: string, kind?: string, number?: number, name?: string, error?: any}} a */
+function alertText(a) {
+  if (a.code === "mismatch") return t("share.alert.mismatch", { receiver: receiverLabel(a.number), name: a.name, why: sendErrorText(a.error) });
+  return ALERTS.has(a.code) ? t(`share.alert.${a.code}`, { kind: a.kind, receiver: receiverLabel(a.number) }) : a.code;
+}
 
-const IMPOSTOR_WORDS = "Another page with this link is acting as a sharer. Your receivers ignore it: they accept only offers signed by this page.";
-
-/** Said on a share page that was reloaded: the link lives on, the files must be picked again. */
-export const RESTORED_SENTENCE = "This page was reloaded: the link still works. Add the same files again (same name, size and date) and receivers continue where they stopped.";
-
-export function shareView({ sharer, link, input, onFiles, onNote, restored = false }) {
+export function shareView({ sharer, link, input, onFiles, onNote, awake = new StayAwake(), restored = false }) {
+  const sleepy = wakeWarning();
   const status = h("p", { class: "status", "data-testid": "status", role: "status", "aria-live": "polite" });
   const alert = h("div", { class: "alerts", "aria-live": "assertive" });
-  const linkA = h("a", { "data-testid": "share-link", href: link, class: "share-link", rel: "noreferrer" }, link);
+  const linkA = h("a", { "data-testid": "share-link", href: link, class: "share-link", rel: "noreferrer", dir: "ltr" }, link);
   const copied = h("span", { class: "copied", "aria-live": "polite" });
-  const copy = h("button", { type: "button", class: "button primary", onclick: () => copyText(link, copied) }, "Copy link");
-  const qr = h("img", { "data-testid": "qr", class: "qr", alt: "QR code of the share link", width: 220, height: 220 });
+  const copy = h("button", { type: "button", class: "button primary", onclick: () => copyText(link, copied) }, msg("share.copy"));
+  const qr = h("img", { "data-testid": "qr", class: "qr", alt: msg("share.qr-alt"), width: 220, height: 220 });
   showQr(link, qr);
   const impostor = h("div", { class: "alerts", "aria-live": "polite" });
   const fileList = h("ul", { class: "list files" });
   const receiverList = h("ul", { class: "list receivers" });
-  const noReceivers = h("p", { class: "muted" }, "Nobody yet.");
+  const noReceivers = h("p", { class: "muted" }, msg("share.nobody"));
   const note = h("textarea", { id: "more-note", rows: 2, maxlength: 20000 });
   const root = h(
     "section",
     { class: "card share" },
-    h("h1", {}, "Sharing"),
+    h("h1", {}, msg("share.title")),
     status,
     alert,
     impostor,
-    restored ? h("p", { class: "status", "data-testid": "restored" }, RESTORED_SENTENCE) : "",
-    h(
-      "div",
-      { class: "link-box" },
-      h("div", { class: "link-text" }, h("p", { class: "label" }, "Send this link (the secret after # never reaches the server):"), linkA, h("div", { class: "actions" }, copy, copied)),
-      qr,
-    ),
-    h("h2", {}, "Shared"),
+    restored ? h("p", { class: "status", "data-testid": "restored" }, msg("share.restored")) : "",
+    sleepy.box,
+    h("div", { class: "link-box" }, h("div", { class: "link-text" }, h("p", { class: "label" }, msg("share.send-link")), linkA, h("div", { class: "actions" }, copy, copied)), qr),
+    h("h2", {}, msg("share.shared")),
     fileList,
     h(
       "div",
       { class: "actions add-more" },
       input,
-      h("label", { class: "button", for: input.id }, "Add files"),
-      h("button", { type: "button", class: "button", onclick: () => pickFolder(onFiles) }, "Add a folder"),
+      h("label", { class: "button", for: input.id }, msg("share.add-files")),
+      h("button", { type: "button", class: "button", onclick: () => pickFolder(onFiles) }, msg("share.add-folder")),
     ),
     h(
       "form",
@@ -140,11 +119,11 @@ export function shareView({ sharer, link, input, onFiles, onNote, restored = fal
           }
         },
       },
-      h("label", { for: "more-note" }, "Add a note"),
+      h("label", { for: "more-note" }, msg("share.add-note-label")),
       note,
-      h("button", { type: "submit", class: "button" }, "Add note"),
+      h("button", { type: "submit", class: "button" }, msg("share.add-note")),
     ),
-    h("h2", {}, "Receivers"),
+    h("h2", {}, msg("share.receivers")),
     noReceivers,
     receiverList,
   );
@@ -160,15 +139,15 @@ export function shareView({ sharer, link, input, onFiles, onNote, restored = fal
   function render() {
     setText(status, sharerStatus(sharer, server));
     const first = sharer.alerts[0];
-    if (first && !alert.firstChild) alert.append(banner("error", ALERT_WORDS[first.code]?.(first) ?? first.code));
+    if (first && !alert.firstChild) alert.append(banner("error", alertText(first)));
     if (sharer.impostor && !impostor.firstChild) {
-      const b = banner("warn", IMPOSTOR_WORDS);
+      const b = banner("warn", msg("share.impostor"));
       b.dataset.testid = "impostor";
       impostor.append(b);
     }
     /** @type {{key: string, label: string, meta: string, note?: boolean}[]} */
     const items = [...sharer.files.values()].map((f) => ({ key: `f${f.id}`, label: f.path, meta: formatBytes(f.size) }));
-    for (const n of sharer.notes) items.push({ key: `n${n.id}`, label: n.text, meta: "note", note: true });
+    for (const n of sharer.notes) items.push({ key: `n${n.id}`, label: n.text, meta: t("share.note-meta"), note: true });
     syncList(
       fileList,
       items,
@@ -180,6 +159,9 @@ export function shareView({ sharer, link, input, onFiles, onNote, restored = fal
       },
     );
     const rs = [...sharer.receivers.values()];
+    const sending = rs.some((r) => r.uploads?.size > 0);
+    awake.want(sending);
+    sleepy.show(sending && !awake.supported);
     noReceivers.hidden = rs.length > 0;
     syncList(
       receiverList,
@@ -205,22 +187,24 @@ export function shareView({ sharer, link, input, onFiles, onNote, restored = fal
         setText(row.querySelector(".name"), receiverLabel(r.number));
         row.dataset.state = r.state;
         const up = [...r.uploads][0];
-        const words = RECEIVER_WORDS[r.state] || r.state;
-        setText(row.querySelector(".meta"), up ? `sending “${up.name}”` : `${words}${r.done ? ` · ${r.done} sent` : ""}`);
+        const words = RECEIVER_STATES.has(r.state) ? t(`share.receiver.${r.state}`) : r.state;
+        setText(row.querySelector(".meta"), up ? t("share.receiver.sending", { name: up.name }) : r.done ? t("share.receiver.sent", { state: words, count: r.done }) : words);
         const bar = row.querySelector("progress");
+        bar.setAttribute("aria-label", t("share.progress", { receiver: receiverLabel(r.number) }));
         bar.hidden = !up?.meter;
         if (up?.meter) bar.value = up.meter.fraction;
-        const problem = r.problem ? (PROBLEM_WORDS[r.problem.code]?.({ ...r.problem.info, relay: r.link?.relay }) ?? r.problem.code) : "";
+        const problem = r.problem ? problemText(r.problem, r.link?.relay) : "";
         const views = linkViews.get(row);
         views?.badge.update(r.link);
         views?.details.update(r.link);
-        const last = r.lastError ? `“${r.lastError.name}”: ${sendErrorText(r.lastError.error)}` : "";
+        const last = r.lastError ? t("share.receiver.last-error", { name: r.lastError.name, why: sendErrorText(r.lastError.error) }) : "";
         const detail = up?.meter ? progressText(up.meter) : [problem, last].filter(Boolean).join(" ");
         setText(row.querySelector(".detail"), detail);
       },
     );
   }
   sharer.addEventListener("update", render);
+  onLocaleChange(render);
   render();
   return root;
 }
@@ -228,7 +212,7 @@ export function shareView({ sharer, link, input, onFiles, onNote, restored = fal
 async function copyText(text, out) {
   try {
     await navigator.clipboard.writeText(text); // secure contexts only
-    setText(out, "Copied.");
+    setText(out, t("share.copied"));
   } catch {
     const t = h("textarea", { class: "offscreen", readonly: true });
     t.value = text;
@@ -236,7 +220,7 @@ async function copyText(text, out) {
     t.select();
     const ok = document.execCommand("copy");
     t.remove();
-    setText(out, ok ? "Copied." : "Select the link and copy it.");
+    setText(out, t(ok ? "share.copied" : "share.copy-by-hand"));
   }
   setTimeout(() => setText(out, ""), 3000);
 }
@@ -275,7 +259,7 @@ function showQr(link, img) {
     const url = URL.createObjectURL(new Blob([new XMLSerializer().serializeToString(svg)], { type: "image/svg+xml" }));
     img.src = url;
   } catch (err) {
-    img.alt = `QR code unavailable (${err.message}); copy the link instead.`;
+    img.alt = t("share.qr-broken", { message: err.message });
     img.classList.add("broken");
   }
 }

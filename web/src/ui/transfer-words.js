@@ -1,47 +1,44 @@
 // @ts-check
 // Sentences for why a transfer stopped: transfer/protocol.js's TransferError codes (and
-// download.js's), one table per side. `name` is the file's name as the model made it
-// safe to show (hidden characters spelled out).
+// download.js's), one set of catalogue keys per side ("receiving.<code>", "sending.<code>").
+// `name` is the file's name as the model made it safe to show (hidden characters spelled out).
+import { t } from "../i18n/i18n.js";
 
-/** @typedef {{code?: string, message?: string, info?: {name?: string, what?: string, why?: string, received?: number, size?: number, said?: string, block?: number}}} CodedError */
+/** @typedef {{code?: string, message?: string, info?: {name?: string, what?: string, why?: string, received?: number, size?: number, said?: string, sent?: string, block?: number}}} CodedError */
 
 /** @type {Record<string, (i: NonNullable<CodedError["info"]>) => string>} */
 const RECEIVING = {
-  vanished: ({ name, why }) =>
-    why === "left"
-      ? `The sharer left in the middle of “${name}”; that download was stopped.`
-      : why === "lost"
-        ? `The connection to the sharer was lost in the middle of “${name}”; that download was stopped.`
-        : why === "gave-up"
-          ? `The connection to the sharer was lost in the middle of “${name}” and could not be made again in time; that download was stopped.`
-          : `The sharer vanished in the middle of “${name}” (closed the page or lost the network).`,
-  changed: ({ name }) => `“${name}” cannot continue: the sharer's file is no longer the one this download started with.`,
-  corrupt: ({ name, block }) => `Part ${Number(block) + 1} of “${name}” arrived damaged four times: the sharer's file is changing or its disk is failing. The download was stopped.`,
-  protocol: ({ name }) => `The sharer's page sent “${name}” out of order; the download was stopped.`,
-  "too-long": ({ name }) => `“${name}” came with more bytes than announced; discarded.`,
-  short: ({ name, received, size }) => `“${name}” arrived with ${received} bytes instead of ${size}.`,
-  mismatch: ({ name }) => `SHA-256 mismatch for “${name}”: the bytes received are not the bytes sent. The download was stopped.`,
-  cancelled: ({ name }) => `The download of “${name}” was cancelled.`,
-  "zip-cancelled": () => "The zip download was cancelled.",
-  "no-such-file": () => "The sharer no longer offers this file.",
-  unreadable: () => "The sharer's browser can no longer read this file (moved or changed?).",
-  "sender-error": ({ said }) => said || "The sharer could not send this file.",
+  vanished: ({ name, why }) => t(why === "left" || why === "lost" || why === "gave-up" ? `receiving.vanished.${why}` : "receiving.vanished", { name }),
+  changed: ({ name }) => t("receiving.changed", { name }),
+  corrupt: ({ name, block }) => t("receiving.corrupt", { name, part: Number(block) + 1 }),
+  protocol: ({ name }) => t("receiving.protocol", { name }),
+  "too-long": ({ name }) => t("receiving.too-long", { name }),
+  short: ({ name, received, size }) => t("receiving.short", { name, received, size }),
+  mismatch: ({ name }) => t("receiving.mismatch", { name }),
+  cancelled: ({ name }) => t("receiving.cancelled", { name }),
+  "zip-cancelled": () => t("receiving.zip-cancelled"),
+  "no-such-file": () => t("receiving.no-such-file"),
+  unreadable: () => t("receiving.unreadable"),
+  // The sharer's own words, when it gave some, are what it said: they are not ours to translate.
+  // "busy" (the sharer's uploads are all taken) and "bad-offset" (it refused where a resumed
+  // download asked to start) are pea's own codes: said in the receiver's language.
+  "sender-error": ({ said, sent }) => (sent === "busy" ? t("receiving.busy") : sent === "bad-offset" ? t("receiving.bad-offset") : said || t("receiving.sender-error")),
   // download.js: the browser's side of saving.
-  "not-started": () => "the browser did not start the download (no answer from the download worker); nothing was saved",
-  "start-failed": ({ said }) => `the browser could not start the download (${said || "unknown error"}); nothing was saved`,
-  "worker-not-started": () => "service worker did not start",
-  "worker-silent": () => "service worker did not answer",
+  "not-started": () => t("receiving.not-started"),
+  "start-failed": ({ said }) => t("receiving.start-failed", { said: said || t("receiving.unknown-error") }),
+  "worker-not-started": () => t("receiving.worker-not-started"),
+  "worker-silent": () => t("receiving.worker-silent"),
 };
 
 /** @type {Record<string, (i: NonNullable<CodedError["info"]>) => string>} */
 const SENDING = {
-  gone: ({ name }) => (name ? "the receiver left during the transfer" : "the receiver closed the transfer"),
-  timeout: ({ what }) => `no ${what} from the receiver`,
-  "no-such-file": () => "asked for a file that is not shared",
-  "bad-offset": () => "asked to start inside a block",
-  unreadable: () => "the file can no longer be read (moved or changed?)",
-  mismatch: () => "the receiver's SHA-256 did not match: the file was damaged in transit",
-  cancelled: () => "the receiver cancelled",
+  gone: ({ name }) => t(name ? "sending.gone.mid-file" : "sending.gone"),
+  timeout: ({ what }) => t(what === "request" || what === "confirmation" || what === "hashes" ? `sending.timeout.${what}` : "sending.timeout"),
+  "no-such-file": () => t("sending.no-such-file"),
+  "bad-offset": () => t("sending.bad-offset"),
+  unreadable: () => t("sending.unreadable"),
+  mismatch: () => t("sending.mismatch"),
+  cancelled: () => t("sending.cancelled"),
 };
 
 /**

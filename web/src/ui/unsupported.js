@@ -1,41 +1,32 @@
 // @ts-check
 // Sentences for what capabilities.js finds missing: why this browser cannot take part,
 // and what to use instead.
+import { msg, onLocaleChange, t } from "../i18n/i18n.js";
+import { h, setText } from "./dom.js";
 import { formatBytes } from "./format.js";
-import { h } from "./dom.js";
 
-const WHY = {
-  "no-webrtc":
-    "It has no WebRTC (RTCPeerConnection), which pea needs to connect two browsers directly. It is switched off here (a privacy setting such as Firefox's media.peerconnection.enabled, a hardened profile, Tor Browser) or not built into this browser.",
-  "no-datachannel": "Its WebRTC cannot open data channels, which is what carries the files between the two browsers (a privacy setting or extension is blocking them).",
-  "no-random": "It cannot make secure random numbers (crypto.getRandomValues), which the secret in every share link is made from.",
-};
-
-const INSTEAD = "Use a current Firefox, Chrome, Edge or Safari with WebRTC switched on (a normal window, not a hardened or Tor profile). Both people need such a browser.";
+const KNOWN = new Set(["no-webrtc", "no-datachannel", "no-random"]);
 
 export function unsupportedView(missing, role) {
-  const title = role === "sharer" ? "This browser cannot share files with pea" : "This browser cannot receive files with pea";
-  const what = role === "sharer" ? "Nothing was shared." : "Nothing was downloaded, and the sharer was not contacted.";
+  const why = h("p", { class: "status bad", "data-testid": "status", "data-state": "unsupported", role: "alert" });
+  const say = () => setText(why, `${missing.map((c) => (KNOWN.has(c) ? t(`unsupported.${c}`) : c)).join(" ")} ${t(`unsupported.${role}.nothing`)}`);
+  say();
+  onLocaleChange(say);
   return h(
     "section",
     { class: "card unsupported" },
-    h("h1", {}, title),
-    h("p", { class: "status bad", "data-testid": "status", "data-state": "unsupported", role: "alert" }, `${missing.map((c) => WHY[c] || c).join(" ")} ${what}`),
-    h("p", { "data-testid": "instead" }, INSTEAD),
-    h("p", { class: "muted" }, "Missing: ", missing.join(", ")),
+    h("h1", {}, msg(`unsupported.${role}.title`)),
+    why,
+    h("p", { "data-testid": "instead" }, msg("unsupported.instead")),
+    h("p", { class: "muted", dir: "auto" }, msg("unsupported.missing", { codes: missing.join(", ") })),
   );
 }
 
 /** Why downloads are kept in memory here, and up to what size that is expected to work. */
 export function memoryNotice(why, budget) {
-  const limit = `Files up to about ${formatBytes(budget)} should work; larger ones can fail.`;
-  if (why === "no-sw")
-    return [
-      `This browser window cannot stream downloads to disk (it has no service workers: Firefox private windows and some privacy settings turn them off), so each file is kept in memory until it is complete. ${limit} To stream straight to disk, open the link in a normal window.`,
-    ];
-  return [
-    `This page is on plain HTTP, which browsers do not treat as secure: downloads are kept in memory until they are complete. ${limit} To stream straight to disk, open pea over HTTPS (`,
-    h("code", {}, "pea serve --tls-cert … --tls-key …"),
-    " or a reverse proxy).",
-  ];
+  const limit = t("memory.limit", { size: formatBytes(budget) });
+  if (why === "no-sw") return [t("memory.no-sw", { limit })];
+  // The command stays code, set apart from the sentence around it.
+  const [before, after] = t("memory.insecure", { limit, command: "\u0000" }).split("\u0000");
+  return [before, h("code", { dir: "ltr" }, "pea serve --tls-cert … --tls-key …"), after];
 }

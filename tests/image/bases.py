@@ -116,9 +116,13 @@ def dockerfile_bases(dockerfile: Path, build_args: dict[str, str]) -> list[str]:
 
 
 def compose_bases(compose: dict[str, object]) -> list[str]:
+    """The images `docker compose up` starts: services under a profile (coturn's `turn`)
+    start only when asked for, so their images are not needed here."""
     services = compose["services"]
     assert isinstance(services, dict)
-    return sorted({s["image"] for s in services.values() if "build" not in s})
+    return sorted(
+        {s["image"] for s in services.values() if "build" not in s and not s.get("profiles")}
+    )
 
 
 def _ca_files() -> list[Path]:

@@ -219,6 +219,9 @@ export class Receiver extends EventTarget {
           performance.mark("pea:connected");
           this.reconnected();
           this.set("connected");
+          // The new file list may have come first (the link counts as connected only once
+          // it knows the pair in use): paused downloads look for their file now too.
+          this.resumePaused();
         } else if (this.reconnect && !this.final) {
           // One attempt at a new connection failed (the network may still be down): the
           // sharer offers again on our next hello, until the deadline.

@@ -211,6 +211,7 @@ export class Receiver extends EventTarget {
         return;
       }
       this.link = link;
+      this.listedNow = new Set(); // nothing listed yet on this connection
       link.addEventListener("control", (e) => this.onControl(/** @type {CustomEvent} */ (e).detail));
       link.addEventListener("state", (e) => {
         if (this.link !== link) return;
@@ -220,8 +221,8 @@ export class Receiver extends EventTarget {
           this.reconnected();
           this.set("connected");
           // The new file list may have come first (the link counts as connected only once
-          // it knows the pair in use): paused downloads look for their file now too.
-          this.resumePaused();
+          // it knows the pair in use): paused downloads look for their file in it now too.
+          this.resumePaused(this.listedNow);
         } else if (this.reconnect && !this.final) {
           // One attempt at a new connection failed (the network may still be down): the
           // sharer offers again on our next hello, until the deadline.
@@ -255,6 +256,8 @@ export class Receiver extends EventTarget {
     // the same ids replace theirs (a reloaded sharer may number them anew: findFile copes),
     // and a paused download's file stays on screen while the sharer adds it again.
     this.notes = [];
+    /** @type {Set<string>} files this connection has listed (the map may hold a reloaded sharer's old ones) */
+    this.listedNow = new Set();
     clearTimeout(this.manifestTimer);
     this.manifestTimer = setTimeout(() => this.unmatched(), Math.max(MANIFEST_MS, (this.matchBy ?? 0) - performance.now()));
     ch.onmessage = (ev) => {
@@ -274,7 +277,10 @@ export class Receiver extends EventTarget {
       }
       const add = readAdd(m);
       if (!add) return;
-      for (const f of add.files) this.files.set(f.id, f);
+      for (const f of add.files) {
+        this.files.set(f.id, f);
+        this.listedNow.add(f.id);
+      }
       this.notes.push(...add.notes);
       if (!performance.getEntriesByName("pea:files").length) performance.mark("pea:files");
       this.resumePaused();
@@ -354,12 +360,13 @@ export class Receiver extends EventTarget {
     return null;
   }
 
-  resumePaused() {
+  /** @param {Set<string>} [listed] only files listed here (those of the current connection) */
+  resumePaused(listed) {
     if (!this.connected) return;
     for (const t of this.active) {
       if (!t.paused) continue;
       const f = this.findFile(t.file);
-      if (!f) continue;
+      if (!f || (listed && !listed.has(f.id))) continue;
       if (t.key !== undefined && t.key !== f.id) {
         this.downloads.set(f.id, this.downloads.get(t.key));
         this.downloads.delete(t.key);

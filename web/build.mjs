@@ -19,7 +19,7 @@ mkdirSync(join(out, "locales"), { recursive: true });
 /** @type {import("esbuild").BuildOptions} */
 const common = {
   bundle: true,
-  minify: true,
+  minify: !process.env.PEA_NO_MINIFY,
   sourcemap: "linked",
   target: ["chrome100", "firefox100", "safari15"],
   legalComments: "linked",

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test } from "node:test";
-import { BLOCK, MAX_REFETCH } from "../src/transfer/blocks.js";
+import { createSHA256 } from "hash-wasm";
+import { BLOCK, MAX_REFETCH, blockDigest } from "../src/transfer/blocks.js";
 import { Download } from "../src/transfer/receive.js";
 
 const sha = (b) => createHash("sha256").update(b).digest("hex");
@@ -117,10 +118,10 @@ test("a damaged block is fetched again from its offset on a new channel, and the
     bad[100] ^= 1;
     return bad;
   });
+  assert.deepEqual((await channel(pc, 1)).sent[0], { t: "get", file: "7", from: BLOCK });
   assert.ok(pc.channels[0].closed, "the channel with the damaged block was not closed");
   assert.deepEqual(pc.channels[0].sent.at(-1), { t: "cancel" });
   assert.equal(pc.channels.length, 2);
-  assert.deepEqual((await channel(pc, 1)).sent[0], { t: "get", file: "7", from: BLOCK });
   assert.ok(serve(pc.channels[1], bytes, BLOCK));
   const got = await out;
   assert.equal(sha(got), sha(bytes));
@@ -158,10 +159,12 @@ test("after a lost connection the download continues on a new one from the last 
   first.channels[0].bytes(bytes.subarray(2 * BLOCK, 2 * BLOCK + BLOCK / 2));
   d.drop();
   assert.ok(d.paused);
-  assert.equal(d.verified, 2 * BLOCK, "an unchecked half block counted as verified");
+  // At once, as the receiver does on a new connection, while the whole blocks may still be
+  // being checked: those count, the half block does not.
   const second = new FakePC();
   d.attach(/** @type {any} */ (second));
   assert.deepEqual((await channel(second, 0)).sent[0], { t: "get", file: "7", from: 2 * BLOCK });
+  assert.equal(d.verified, 2 * BLOCK, "an unchecked half block counted as verified");
   assert.ok(serve(second.channels[0], bytes, 2 * BLOCK));
   assert.equal(sha(await out), sha(bytes));
   assert.equal((await run).size, bytes.length);
@@ -210,4 +213,39 @@ test("bytes out of order (no block announced, or past the block) fail the downlo
     script(await channel(pc, 0));
     await assert.rejects(run, (err) => ["protocol", "too-long"].includes(/** @type {any} */ (err).code));
   }
+});
+
+test("verified bytes reach the download as whole blocks, each its own buffer (handed on without a copy)", async () => {
+  const bytes = fileBytes(2 * BLOCK + 300);
+  const pc = new FakePC();
+  const d = new Download(entry(bytes.length));
+  const run = d.run(/** @type {any} */ (pc));
+  const chunks = [];
+  const reading = (async () => {
+    const reader = d.stream.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      chunks.push(value);
+    }
+  })();
+  assert.ok(serve(await channel(pc, 0), bytes, 0));
+  await reading;
+  await run;
+  assert.deepEqual(
+    chunks.map((c) => c.byteLength),
+    [BLOCK, BLOCK, 300],
+  );
+  for (const c of chunks) assert.ok(c.byteOffset === 0 && c.byteLength === c.buffer.byteLength, "a chunk is a view into a larger buffer");
+  assert.equal(sha(Buffer.concat(chunks)), sha(bytes));
+});
+
+test("a block's hash is the same with WebCrypto and without it (pages over plain HTTP)", async () => {
+  const hasher = await createSHA256();
+  for (const size of [0, 1, 300, BLOCK]) {
+    const b = fileBytes(size);
+    assert.equal(await blockDigest(b, hasher), sha(b));
+    assert.equal(await blockDigest(b, hasher, null), sha(b));
+  }
+  await assert.rejects(blockDigest(fileBytes(3), null, null));
 });

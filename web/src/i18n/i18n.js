@@ -36,6 +36,37 @@ export class Msg {
 /** @param {string} key @param {Record<string, unknown>} [params] */
 export const msg = (key, params) => new Msg(key, params);
 
+/** @type {Map<string, Intl.NumberFormat>} */
+const numberFormats = new Map();
+/** @type {Map<string, Intl.PluralRules>} */
+const pluralRules = new Map();
+
+/**
+ * An Intl.NumberFormat, made once per locale and options: making one costs far more than
+ * using it, and a running transfer's line is written again several times a second. The
+ * options used are a small fixed set, so the cache stays small.
+ * @param {string} locale @param {Intl.NumberFormatOptions} [options]
+ */
+export function numberFormat(locale, options) {
+  const key = `${locale} ${options ? JSON.stringify(options) : ""}`;
+  let f = numberFormats.get(key);
+  if (!f) {
+    f = new Intl.NumberFormat(locale, options);
+    numberFormats.set(key, f);
+  }
+  return f;
+}
+
+/** @param {string} locale */
+function plurals(locale) {
+  let p = pluralRules.get(locale);
+  if (!p) {
+    p = new Intl.PluralRules(locale);
+    pluralRules.set(locale, p);
+  }
+  return p;
+}
+
 /**
  * The message `key` of `catalogue` (else English) in `locale`, placeholders filled. Numbers
  * are written the locale's way; a plural message picks its form from `params.count`.
@@ -47,13 +78,12 @@ export function translate(catalogue, locale, key, params = {}) {
   if (typeof m === "object") {
     const n = Number(params.count);
     const forms = /** @type {Record<string, string>} */ (m);
-    m = forms[new Intl.PluralRules(locale).select(Number.isFinite(n) ? n : 0)] ?? forms.other;
+    m = forms[plurals(locale).select(Number.isFinite(n) ? n : 0)] ?? forms.other;
   }
-  const numbers = new Intl.NumberFormat(locale);
   return String(m).replace(/\{(\w+)\}/g, (whole, name) => {
     if (!(name in params)) return whole;
     const v = params[name];
-    return typeof v === "number" ? numbers.format(v) : String(v);
+    return typeof v === "number" ? numberFormat(locale).format(v) : String(v);
   });
 }
 

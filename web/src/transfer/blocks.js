@@ -68,6 +68,23 @@ export async function hashFile(read, size, { readSize = 4 * BLOCK, pause } = {})
   return { sha256: whole.digest("hex"), blocks };
 }
 
+/**
+ * Hex of a block's SHA-256. WebCrypto where the page has it (native code, off the page's
+ * thread, several times faster than WebAssembly); `fallback` (a hash-wasm hasher) where it
+ * does not: pages served over plain HTTP on a LAN address are not a secure context.
+ * @param {Uint8Array} bytes
+ * @param {import("hash-wasm").IHasher | null} fallback
+ * @param {SubtleCrypto | null} [subtle] which WebCrypto (tests pass none: null)
+ * @returns {Promise<string>}
+ */
+export async function blockDigest(bytes, fallback, subtle = globalThis.crypto?.subtle) {
+  if (subtle) return toHex(new Uint8Array(await subtle.digest("SHA-256", /** @type {Uint8Array<ArrayBuffer>} */ (bytes))));
+  if (!fallback) throw new Error("no SHA-256 available");
+  fallback.init();
+  fallback.update(bytes);
+  return fallback.digest("hex");
+}
+
 /** Hex of block `i`'s hash. @param {Uint8Array} blocks @param {number} i */
 export function blockHash(blocks, i) {
   return toHex(blocks.subarray(i * 32, i * 32 + 32));

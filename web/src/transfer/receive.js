@@ -9,20 +9,24 @@
 // goes back only for bytes the download has taken, so memory stays bounded by the
 // sender's window whatever the file size. `run()` resolves with {size, sha256}
 // once every byte is verified and taken, or rejects with a TransferError (a code).
+//
+// Per byte it costs one copy (messages into their block), one native SHA-256 (the
+// block's check, off the page's thread where WebCrypto exists) and one SHA-256 in
+// WebAssembly (the whole file's, which must be incremental). A block's check is
+// asynchronous, so complete blocks wait for it in order (`checks`); everything that
+// depends on the verified offset (the `end`, a new channel) waits behind them.
 import { createSHA256 } from "hash-wasm";
 import { visible } from "../names.js";
 import { deferred } from "../util.js";
-import { BLOCK, MAX_REFETCH, blockCount, blockLength, getMessage, isHash, metaFits } from "./blocks.js";
+import { BLOCK, MAX_REFETCH, blockCount, blockDigest, blockLength, getMessage, isHash, metaFits } from "./blocks.js";
 import { ACK_EVERY, GET_LABEL, TransferError, parse } from "./protocol.js";
-
-const COALESCE = 2 << 20;
-const PIECE = 1 << 20;
 
 /** @typedef {{id: string, name: string, path?: string, size: number, mtime?: number}} WantedFile */
 /**
- * One `get` channel: where it started, whether `meta` came, the next block it must
- * announce, the bytes still due for the block being received and its announced hash.
- * @typedef {{ch: RTCDataChannel, from: number, meta: boolean, next: number, left: number, hash: string}} Attempt
+ * One `get` channel (null until it opens, behind the checks): where it started, whether
+ * `meta` came, the next block it must announce, the bytes still due for the block being
+ * received and its announced hash.
+ * @typedef {{ch: RTCDataChannel | null, from: number, meta: boolean, next: number, left: number, hash: string}} Attempt
  */
 
 export class Download extends EventTarget {
@@ -40,9 +44,13 @@ export class Download extends EventTarget {
     this.lastAck = 0;
     /** Bytes [0, verified) are checked block by block and hashed into `whole`. */
     this.verified = 0;
-    /** @type {Uint8Array[]} the block being received, kept apart until it is checked */
-    this.partial = [];
+    /** @type {Uint8Array} the block being received, kept apart until it is checked */
+    this.partial = new Uint8Array(0);
     this.partialLength = 0;
+    /** Complete blocks waiting for their check, in order, and their bytes. */
+    this.checks = Promise.resolve();
+    this.checking = 0;
+    this.checkingBytes = 0;
     /** @type {Map<number, number>} block index → times it failed its check */
     this.refetches = new Map();
     /** The whole-file SHA-256 the first `meta` announced: every later `meta` must repeat it. */
@@ -61,7 +69,7 @@ export class Download extends EventTarget {
     this.wakeup = null;
     /** @type {import("hash-wasm").IHasher | null} */
     this.whole = null;
-    /** @type {import("hash-wasm").IHasher | null} */
+    /** @type {import("hash-wasm").IHasher | null} a block's hash where WebCrypto is missing */
     this.part = null;
     /** @type {ReturnType<typeof deferred<{size: number, sha256: string}>>} */
     this.settle = deferred();
@@ -91,12 +99,29 @@ export class Download extends EventTarget {
     if (this.error || this.complete) return;
     this.drop();
     this.pc = pc;
-    const ch = pc.createDataChannel(GET_LABEL, { ordered: true });
-    ch.binaryType = "arraybuffer";
     /** @type {Attempt} */
-    const a = { ch, from: this.verified, meta: false, next: this.verified / BLOCK, left: 0, hash: "" };
-    if (this.verified === this.size) a.next = blockCount(this.size);
+    const a = { ch: null, from: 0, meta: false, next: 0, left: 0, hash: "" };
     this.attempt = a;
+    // Blocks still being checked decide where the new channel starts: it opens after them.
+    if (this.checking) this.checks = this.checks.then(() => this.open(a, pc));
+    else this.open(a, pc);
+  }
+
+  /** @param {Attempt} a @param {RTCPeerConnection} pc */
+  open(a, pc) {
+    if (this.attempt !== a || this.error || this.complete) return;
+    let ch;
+    try {
+      ch = pc.createDataChannel(GET_LABEL, { ordered: true });
+    } catch {
+      // The connection closed while the checks ran: the next one resumes it.
+      this.attempt = null;
+      this.emit("interrupted", { at: this.verified });
+      return;
+    }
+    ch.binaryType = "arraybuffer";
+    Object.assign(a, { ch, from: this.verified, next: this.verified / BLOCK });
+    if (this.verified === this.size) a.next = blockCount(this.size);
     this.emit("attached", { at: a.from });
     ch.onopen = () => {
       if (this.attempt === a) this.sendOn(a, getMessage(this.file.id, a.from));
@@ -116,14 +141,12 @@ export class Download extends EventTarget {
   drop() {
     const a = this.attempt;
     this.attempt = null;
-    this.partial = [];
+    this.partial = new Uint8Array(0);
     this.partialLength = 0;
-    if (a) {
-      try {
-        a.ch.close();
-      } catch {}
-    }
-    this.emit("progress", { received: this.verified });
+    try {
+      a?.ch?.close();
+    } catch {}
+    this.emit("progress", { received: this.verified + this.checkingBytes });
   }
 
   get paused() {
@@ -165,13 +188,13 @@ export class Download extends EventTarget {
     const a = this.attempt;
     this.attempt = null;
     try {
-      a?.ch.close();
+      a?.ch?.close();
     } catch {}
   }
 
   /** @param {Attempt} a @param {object} obj */
   sendOn(a, obj) {
-    if (a.ch.readyState === "open") a.ch.send(JSON.stringify(obj));
+    if (a.ch?.readyState === "open") a.ch.send(JSON.stringify(obj));
   }
 
   /** @param {Attempt} a @param {unknown} data */
@@ -193,21 +216,13 @@ export class Download extends EventTarget {
       a.left = blockLength(size, a.next);
       a.hash = m.sha256;
       a.next++;
-      /** @type {NonNullable<typeof this.part>} */ (this.part).init();
+      this.partial = new Uint8Array(a.left);
+      this.partialLength = 0;
     } else if (m.t === "end") {
       if (!a.meta || a.left !== 0) return this.fail("protocol");
-      const whole = /** @type {NonNullable<typeof this.whole>} */ (this.whole);
-      if (this.verified !== size || m.size !== size) {
-        this.sendOn(a, { t: "bad", sha256: "" });
-        return this.fail("short", { received: this.verified, size });
-      }
-      const sha256 = whole.digest("hex");
-      if (sha256 !== this.sha256 || m.sha256 !== sha256) {
-        this.sendOn(a, { t: "bad", sha256 });
-        return this.fail("mismatch");
-      }
-      this.complete = true;
-      this.wake();
+      this.checks = this.checks.then(() => {
+        if (this.attempt === a && !this.error) this.onEnd(a, m);
+      });
     } else if (m.t === "error") {
       const code = typeof m.code === "string" ? m.code.slice(0, 40) : "";
       // The sharer's own words, shown as text only for a code we have none for: bounded, with nothing hidden in them.
@@ -217,50 +232,92 @@ export class Download extends EventTarget {
     }
   }
 
+  /** The sharer's `end`, once every block before it is checked. @param {Attempt} a @param {any} m */
+  onEnd(a, m) {
+    const size = this.size;
+    if (this.verified !== size || m.size !== size) {
+      this.sendOn(a, { t: "bad", sha256: "" });
+      return this.fail("short", { received: this.verified, size });
+    }
+    const sha256 = /** @type {NonNullable<typeof this.whole>} */ (this.whole).digest("hex");
+    if (sha256 !== this.sha256 || m.sha256 !== sha256) {
+      this.sendOn(a, { t: "bad", sha256 });
+      return this.fail("mismatch");
+    }
+    this.complete = true;
+    this.wake();
+  }
+
   /** @param {Attempt} a @param {Uint8Array} u */
   onBytes(a, u) {
     if (!a.meta || u.byteLength > a.left) {
-      this.fail("too-long", { received: this.verified + this.partialLength + u.byteLength, size: this.size });
+      this.fail("too-long", { received: this.verified + this.checkingBytes + this.partialLength + u.byteLength, size: this.size });
       return;
     }
-    /** @type {NonNullable<typeof this.part>} */ (this.part).update(u);
-    this.partial.push(u);
+    this.partial.set(u, this.partialLength);
     this.partialLength += u.byteLength;
     a.left -= u.byteLength;
-    if (a.left === 0) this.checkBlock(a);
-    this.emit("progress", { received: this.verified + this.partialLength });
+    if (a.left === 0) this.blockDone(a);
+    this.emit("progress", { received: this.verified + this.checkingBytes + this.partialLength });
   }
 
-  /** The block is complete: take it if its hash is the announced one, else fetch it again. @param {Attempt} a */
-  checkBlock(a) {
-    const i = a.next - 1;
-    const got = /** @type {NonNullable<typeof this.part>} */ (this.part).digest("hex");
-    if (got !== a.hash) {
+  /**
+   * A block's bytes are all here: its check starts now (WebCrypto works off the page's
+   * thread) and its result is taken in order, behind the blocks before it.
+   * @param {Attempt} a
+   */
+  blockDone(a) {
+    const block = this.partial;
+    const at = (a.next - 1) * BLOCK;
+    const hash = a.hash;
+    this.partial = new Uint8Array(0);
+    this.partialLength = 0;
+    const digest = blockDigest(block, this.part);
+    digest.catch(() => {}); // read in order below
+    this.checking++;
+    this.checkingBytes += block.byteLength;
+    this.checks = this.checks.then(async () => {
+      let got = "";
+      try {
+        got = await digest;
+      } catch {}
+      this.checking--;
+      this.checkingBytes -= block.byteLength;
+      this.checkBlock(a, at, block, got === hash);
+    });
+  }
+
+  /**
+   * Take a checked block if it is the next one, or fetch it again when it failed.
+   * @param {Attempt} a @param {number} at @param {Uint8Array} block @param {boolean} ok
+   */
+  checkBlock(a, at, block, ok) {
+    // A block after one that failed belongs to a channel already given up: it comes again.
+    if (this.error || at !== this.verified) return;
+    if (!ok) {
+      const i = at / BLOCK;
       const n = (this.refetches.get(i) ?? 0) + 1;
       this.refetches.set(i, n);
       console.warn(`pea: block ${i} of “${this.name}” failed its check (${n} of ${MAX_REFETCH + 1}); fetching it again`);
       if (n > MAX_REFETCH) return this.fail("corrupt", { block: i });
+      // From the channel it came on, if that is still the one: otherwise the next get starts here anyway.
+      if (this.attempt !== a) return;
       this.sendOn(a, { t: "cancel" });
       this.emit("refetch", { block: i });
       this.attach(/** @type {RTCPeerConnection} */ (this.pc));
       return;
     }
-    const whole = /** @type {NonNullable<typeof this.whole>} */ (this.whole);
-    for (const p of this.partial) {
-      whole.update(p);
-      this.queue.push(p);
-      this.queued += p.byteLength;
-    }
-    this.verified += this.partialLength;
-    this.partial = [];
-    this.partialLength = 0;
+    /** @type {NonNullable<typeof this.whole>} */ (this.whole).update(block);
+    this.queue.push(block);
+    this.queued += block.byteLength;
+    this.verified += block.byteLength;
     this.wake();
   }
 
   /** @param {ReadableStreamDefaultController} controller */
   async pull(controller) {
-    // Wait for a piece worth a hop to the service worker (or the end): fewer, larger chunks.
-    while (this.queued < PIECE && !this.complete && !this.error) {
+    // Each verified block is one chunk for the download: a hop to the service worker per MiB, no copy.
+    while (!this.queue.length && !this.complete && !this.error) {
       await new Promise((r) => {
         this.wakeup = /** @type {() => void} */ (r);
       });
@@ -270,7 +327,7 @@ export class Download extends EventTarget {
       return;
     }
     if (this.queue.length) {
-      const u = this.take();
+      const u = /** @type {Uint8Array} */ (this.queue.shift());
       controller.enqueue(u);
       this.queued -= u.byteLength;
       this.consumed += u.byteLength;
@@ -285,28 +342,8 @@ export class Download extends EventTarget {
     const a = this.attempt;
     if (a) {
       this.sendOn(a, { t: "ok", sha256: this.sha256 });
-      setTimeout(() => a.ch.close(), 1000); // let `ok` leave before the channel goes
+      setTimeout(() => a.ch?.close(), 1000); // let `ok` leave before the channel goes
     }
     this.settle.resolve({ sha256: this.sha256, size: this.verified });
-  }
-
-  /** The next piece for the download: small chunks joined, since each one costs a hop to the service worker. */
-  take() {
-    const queue = this.queue;
-    let u = /** @type {Uint8Array} */ (queue.shift());
-    if (!queue.length || u.byteLength >= COALESCE) return u;
-    const parts = [u];
-    let n = u.byteLength;
-    while (queue.length && n + queue[0].byteLength <= COALESCE) {
-      n += queue[0].byteLength;
-      parts.push(/** @type {Uint8Array} */ (queue.shift()));
-    }
-    u = new Uint8Array(n);
-    let at = 0;
-    for (const p of parts) {
-      u.set(p, at);
-      at += p.byteLength;
-    }
-    return u;
   }
 }

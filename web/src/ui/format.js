@@ -2,7 +2,7 @@
 // Numbers as a person reads them, in their language (Intl): sizes, speeds, durations,
 // a transfer's progress. Sizes are SI (1 kB = 1000 B): Intl has units for those, in
 // every locale, and none for KiB/MiB.
-import { locale, t } from "../i18n/i18n.js";
+import { locale, numberFormat, t } from "../i18n/i18n.js";
 
 const UNITS = ["byte", "kilobyte", "megabyte", "gigabyte", "terabyte"];
 
@@ -24,14 +24,14 @@ function scaled(n, per, loc) {
     i++;
   }
   const digits = i === 0 ? 0 : n < 10 ? 1 : 0;
-  return new Intl.NumberFormat(loc, { style: "unit", unit: UNITS[i] + per, unitDisplay: "short", minimumFractionDigits: digits, maximumFractionDigits: digits }).format(n);
+  return numberFormat(loc, { style: "unit", unit: UNITS[i] + per, unitDisplay: "short", minimumFractionDigits: digits, maximumFractionDigits: digits }).format(n);
 }
 
 /** @param {number} s seconds @param {string} [loc] */
 export function formatDuration(s, loc = locale()) {
   if (!Number.isFinite(s) || s < 0) return "";
   if (s < 1) return t("format.under-a-second");
-  const unit = (/** @type {string} */ u, /** @type {number} */ v, digits = 0) => new Intl.NumberFormat(loc, { style: "unit", unit: u, unitDisplay: "short", maximumFractionDigits: digits }).format(v);
+  const unit = (/** @type {string} */ u, /** @type {number} */ v, digits = 0) => numberFormat(loc, { style: "unit", unit: u, unitDisplay: "short", maximumFractionDigits: digits }).format(v);
   if (s < 90) return unit("second", Math.round(s));
   if (s < 5400) return unit("minute", Math.round(s / 60));
   return unit("hour", s / 3600, 1);
@@ -42,7 +42,7 @@ export function formatDuration(s, loc = locale()) {
  * @param {import("../util.js").Meter} meter
  */
 export function progressText(meter) {
-  const percent = new Intl.NumberFormat(locale(), { style: "percent", maximumFractionDigits: 0 }).format(Math.floor(meter.fraction * 100) / 100);
+  const percent = numberFormat(locale(), { style: "percent", maximumFractionDigits: 0 }).format(Math.floor(meter.fraction * 100) / 100);
   const sp = meter.speed;
   const eta = sp > 0 ? formatDuration((meter.total - meter.done) / sp) : "";
   const p = { percent, done: formatBytes(meter.done), total: formatBytes(meter.total), speed: formatSpeed(sp), eta };

@@ -102,6 +102,11 @@ def main() -> None:
     ap.add_argument("--only", choices=["bare", "pea"], help="measure one side only")
     ap.add_argument("--profile", type=Path, help="CDP-profile pea's pages, write .cpuprofile here")
     ap.add_argument("--json", type=Path, help="write every transfer's figures here")
+    ap.add_argument(
+        "--init",
+        help="a script run in every page before its own, for experiments "
+        "(e.g. 'window.__peaForcePortPump = true')",
+    )
     args = ap.parse_args()
     if not tb.only_loopback():
         argv = [sys.executable, "-m", "bench.transfer_cpu", *sys.argv[1:]]
@@ -165,6 +170,15 @@ def main() -> None:
             return measured("bare", orig_bare, watch.trees, None)(s, r, n, watch)
 
         tb.pea_download, tb.bare_transfer = pea, bare  # type: ignore[assignment]
+        if args.init:
+            orig_page = tb.new_page
+
+            def new_page(browser: Any) -> Any:
+                page = orig_page(browser)
+                page.context.add_init_script(args.init)
+                return page
+
+            tb.new_page = new_page
         with sync_playwright() as pw, ExitStack() as stack:
             sides = {}
             if args.only != "pea":

@@ -69,9 +69,9 @@ export async function hashFile(read, size, { readSize = 4 * BLOCK, pause } = {})
 }
 
 /**
- * Hex of a block's SHA-256. WebCrypto where the page has it (native code, off the page's
- * thread, several times faster than WebAssembly); `fallback` (a hash-wasm hasher) where it
- * does not: pages served over plain HTTP on a LAN address are not a secure context.
+ * Hex of a block's SHA-256. WebCrypto where the page has it: native code, 3–4 times
+ * cheaper than WebAssembly per byte (docs/benchmarks.md); `fallback` (a hash-wasm hasher)
+ * where it does not: pages served over plain HTTP on a LAN address are not a secure context.
  * @param {Uint8Array} bytes
  * @param {import("hash-wasm").IHasher | null} fallback
  * @param {SubtleCrypto | null} [subtle] which WebCrypto (tests pass none: null)

@@ -11,8 +11,8 @@
 // once every byte is verified and taken, or rejects with a TransferError (a code).
 //
 // Per byte it costs one copy (messages into their block), one native SHA-256 (the
-// block's check, off the page's thread where WebCrypto exists) and one SHA-256 in
-// WebAssembly (the whole file's, which must be incremental). A block's check is
+// block's check, WebCrypto where the page has it) and one SHA-256 in WebAssembly (the
+// whole file's, which must be incremental: WebCrypto has no incremental digest). A block's check is
 // asynchronous, so complete blocks wait for it in order (`checks`); everything that
 // depends on the verified offset (the `end`, a new channel) waits behind them.
 import { createSHA256 } from "hash-wasm";
@@ -262,8 +262,8 @@ export class Download extends EventTarget {
   }
 
   /**
-   * A block's bytes are all here: its check starts now (WebCrypto works off the page's
-   * thread) and its result is taken in order, behind the blocks before it.
+   * A block's bytes are all here: its check starts now (WebCrypto answers in a later
+   * task) and its result is taken in order, behind the blocks before it.
    * @param {Attempt} a
    */
   blockDone(a) {

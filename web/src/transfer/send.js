@@ -1,13 +1,14 @@
 // @ts-check
 // Sender side of one `get` channel (protocol v3): waits for the file's block
 // hashes (computed once when it was shared), then from the requested offset
-// announces each block with its hash and sends its bytes, read with File.slice,
+// announces each block with its hash and sends its bytes, read in 4 MiB pieces (reader.js),
 // under two limits: the channel's own buffer (an adaptive window, window.js) and
 // the receiver's acknowledged window, so a receiver that writes slowly is never
 // flooded. An upload keeps no state worth keeping: a resumed download is a new
 // channel whose `get` says where to start.
 import { BLOCK, blockHash, blockMessage, endMessage, metaMessage, validFrom } from "./blocks.js";
 import { READ_BLOCK, TransferError, WINDOW, parse } from "./protocol.js";
+import { PieceReader } from "./reader.js";
 import { SendWindow } from "./window.js";
 
 const HASH_WAIT_MS = 60 * 60 * 1000; // hashing a very large file on a slow disk, at worst
@@ -132,27 +133,33 @@ export class Upload extends EventTarget {
     if (!known) return this.refuse("unreadable", "The sharer's browser can no longer read this file (moved or changed?).");
     const { sha256, blocks } = /** @type {FileHashes} */ (known);
     this.sendText(metaMessage(size, sha256, from));
-    const read = (/** @type {number} */ at) => rec.file.slice(at, Math.min(size, at + READ_BLOCK)).arrayBuffer();
-    let offset = from;
-    let next = from < size ? read(from) : null;
-    while (offset < size) {
-      let buf;
-      try {
-        buf = new Uint8Array(await /** @type {Promise<ArrayBuffer>} */ (next));
-      } catch {
-        buf = new Uint8Array(0);
+    const reader = new PieceReader(rec.file, from, size);
+    try {
+      let offset = from;
+      let next = from < size ? reader.next() : null;
+      while (offset < size) {
+        let buf;
+        try {
+          buf = await /** @type {Promise<Uint8Array>} */ (next);
+        } catch {
+          buf = new Uint8Array(0);
+        }
+        const want = Math.min(READ_BLOCK, size - offset);
+        if (buf.byteLength !== want) return this.refuse("unreadable", "The sharer's browser can no longer read this file (moved or changed?).");
+        const end = offset + want;
+        next = end < size ? reader.next() : null; // read ahead while this one goes out
+        next?.catch(() => {}); // awaited above on the next turn
+        // READ_BLOCK is a multiple of BLOCK and `from` is block aligned: every read holds whole blocks.
+        for (let b = 0; b < want; b += BLOCK) {
+          const i = (offset + b) / BLOCK;
+          this.sendText(blockMessage(i, blockHash(blocks, i)));
+          await this.sendBytes(buf.subarray(b, Math.min(b + BLOCK, want)));
+        }
+        reader.done(buf); // send() copied it: the buffer takes a later piece
+        offset = end;
       }
-      const want = Math.min(READ_BLOCK, size - offset);
-      if (buf.byteLength !== want) return this.refuse("unreadable", "The sharer's browser can no longer read this file (moved or changed?).");
-      const end = offset + want;
-      next = end < size ? read(end) : null; // read ahead while this one goes out
-      // READ_BLOCK is a multiple of BLOCK and `from` is block aligned: every read holds whole blocks.
-      for (let b = 0; b < want; b += BLOCK) {
-        const i = (offset + b) / BLOCK;
-        this.sendText(blockMessage(i, blockHash(blocks, i)));
-        await this.sendBytes(buf.subarray(b, Math.min(b + BLOCK, want)));
-      }
-      offset = end;
+    } finally {
+      reader.close();
     }
     this.sendText(endMessage(size, sha256));
     await this.until(() => this.reply, 120000, "confirmation");

@@ -215,28 +215,59 @@ test("bytes out of order (no block announced, or past the block) fail the downlo
   }
 });
 
-test("verified bytes reach the download as whole blocks, each its own buffer (handed on without a copy)", async () => {
+/** Every chunk the download stream gives, as it gives them. */
+function collect(stream) {
+  const chunks = [];
+  const done = (async () => {
+    const reader = stream.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return chunks;
+      chunks.push(value);
+    }
+  })();
+  return done;
+}
+
+const whole = (c) => c.byteOffset === 0 && c.byteLength === c.buffer.byteLength;
+
+test("verified bytes reach the download two blocks at a time, each chunk its own buffer (handed on without a copy)", async () => {
   const bytes = fileBytes(2 * BLOCK + 300);
   const pc = new FakePC();
   const d = new Download(entry(bytes.length));
   const run = d.run(/** @type {any} */ (pc));
-  const chunks = [];
-  const reading = (async () => {
-    const reader = d.stream.getReader();
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      chunks.push(value);
-    }
-  })();
+  const reading = collect(d.stream);
   assert.ok(serve(await channel(pc, 0), bytes, 0));
-  await reading;
+  const chunks = await reading;
   await run;
   assert.deepEqual(
     chunks.map((c) => c.byteLength),
-    [BLOCK, BLOCK, 300],
+    [2 * BLOCK, 300],
   );
-  for (const c of chunks) assert.ok(c.byteOffset === 0 && c.byteLength === c.buffer.byteLength, "a chunk is a view into a larger buffer");
+  for (const c of chunks) assert.ok(whole(c), "a chunk is a view into a larger buffer");
+  assert.equal(sha(Buffer.concat(chunks)), sha(bytes));
+});
+
+test("a piece cut short by a lost connection goes out with its verified block, and the rest follows whole", async () => {
+  const bytes = fileBytes(5 * BLOCK);
+  const first = new FakePC();
+  const d = new Download(entry(bytes.length));
+  const run = d.run(/** @type {any} */ (first));
+  const reading = collect(d.stream);
+  // Blocks 0–2 arrive (block 2 starts the second piece), then the connection dies.
+  serve(await channel(first, 0), bytes, 0, (_i, b) => b, 3);
+  d.drop();
+  const second = new FakePC();
+  d.attach(/** @type {any} */ (second));
+  assert.deepEqual((await channel(second, 0)).sent[0], { t: "get", file: "7", from: 3 * BLOCK });
+  assert.ok(serve(second.channels[0], bytes, 3 * BLOCK));
+  const chunks = await reading;
+  await run;
+  assert.deepEqual(
+    chunks.map((c) => c.byteLength / BLOCK),
+    [2, 1, 2],
+  );
+  for (const c of chunks) assert.ok(whole(c), "a chunk is a view into a larger buffer");
   assert.equal(sha(Buffer.concat(chunks)), sha(bytes));
 });
 

@@ -12,14 +12,20 @@
 //
 // Per byte it costs one copy (messages into their block), one native SHA-256 (the
 // block's check, WebCrypto where the page has it) and one SHA-256 in WebAssembly (the
-// whole file's, which must be incremental: WebCrypto has no incremental digest). A block's check is
-// asynchronous, so complete blocks wait for it in order (`checks`); everything that
-// depends on the verified offset (the `end`, a new channel) waits behind them.
+// whole file's, which must be incremental: WebCrypto has no incremental digest). A
+// block's check is asynchronous, so complete blocks wait for it in order (`checks`);
+// everything that depends on the verified offset (the `end`, a new channel) waits
+// behind them.
 import { createSHA256 } from "hash-wasm";
 import { visible } from "../names.js";
 import { deferred } from "../util.js";
 import { BLOCK, MAX_REFETCH, blockCount, blockDigest, blockLength, getMessage, isHash, metaFits } from "./blocks.js";
 import { ACK_EVERY, GET_LABEL, TransferError, parse } from "./protocol.js";
+
+// Two consecutive blocks are received into one buffer, handed to the download whole once
+// both are verified: 2 MiB chunks to the service worker (each chunk is a round trip
+// between the page and the worker) without joining them in a copy.
+const PIECE_BLOCKS = 2;
 
 /** @typedef {{id: string, name: string, path?: string, size: number, mtime?: number}} WantedFile */
 /**
@@ -47,6 +53,10 @@ export class Download extends EventTarget {
     /** @type {Uint8Array} the block being received, kept apart until it is checked */
     this.partial = new Uint8Array(0);
     this.partialLength = 0;
+    /** @type {{buf: Uint8Array, at: number, used: number} | null} the piece blocks are received into: its file offset, bytes given to blocks */
+    this.asm = null;
+    /** @type {WeakSet<ArrayBufferLike>} pieces given up half way: no more blocks will land in them */
+    this.cut = new WeakSet();
     /** Complete blocks waiting for their check, in order, and their bytes. */
     this.checks = Promise.resolve();
     this.checking = 0;
@@ -143,6 +153,10 @@ export class Download extends EventTarget {
     this.attempt = null;
     this.partial = new Uint8Array(0);
     this.partialLength = 0;
+    // A new channel starts a new piece: what this one verified goes out alone.
+    if (this.asm) this.cut.add(this.asm.buf.buffer);
+    this.asm = null;
+    this.wake();
     try {
       a?.ch?.close();
     } catch {}
@@ -216,7 +230,13 @@ export class Download extends EventTarget {
       a.left = blockLength(size, a.next);
       a.hash = m.sha256;
       a.next++;
-      this.partial = new Uint8Array(a.left);
+      const start = m.i * BLOCK;
+      let asm = this.asm;
+      if (!asm || asm.at + asm.used !== start || asm.used + a.left > asm.buf.byteLength) {
+        asm = this.asm = { buf: new Uint8Array(Math.min(PIECE_BLOCKS * BLOCK, size - start)), at: start, used: 0 };
+      }
+      this.partial = asm.buf.subarray(asm.used, asm.used + a.left);
+      asm.used += a.left;
       this.partialLength = 0;
     } else if (m.t === "end") {
       if (!a.meta || a.left !== 0) return this.fail("protocol");
@@ -316,18 +336,18 @@ export class Download extends EventTarget {
 
   /** @param {ReadableStreamDefaultController} controller */
   async pull(controller) {
-    // Each verified block is one chunk for the download: a hop to the service worker per MiB, no copy.
-    while (!this.queue.length && !this.complete && !this.error) {
+    let u = this.nextPiece();
+    while (!u && !(this.complete && !this.queue.length) && !this.error) {
       await new Promise((r) => {
         this.wakeup = /** @type {() => void} */ (r);
       });
+      u = this.nextPiece();
     }
     if (this.error) {
       controller.error(this.error);
       return;
     }
-    if (this.queue.length) {
-      const u = /** @type {Uint8Array} */ (this.queue.shift());
+    if (u) {
       controller.enqueue(u);
       this.queued -= u.byteLength;
       this.consumed += u.byteLength;
@@ -345,5 +365,28 @@ export class Download extends EventTarget {
       setTimeout(() => a.ch?.close(), 1000); // let `ok` leave before the channel goes
     }
     this.settle.resolve({ sha256: this.sha256, size: this.verified });
+  }
+
+  /**
+   * The next chunk for the download: a whole piece once all its blocks are verified (its
+   * own buffer, so nothing is copied on the way). A piece given up half way (a lost or
+   * replaced channel) goes out as a copy of its verified part. Null: wait for more.
+   * @returns {Uint8Array | null}
+   */
+  nextPiece() {
+    const q = this.queue;
+    if (!q.length) return null;
+    const head = q[0];
+    let k = 0;
+    let n = 0;
+    // Blocks are verified in order, so the views of one buffer are consecutive.
+    while (k < q.length && q[k].buffer === head.buffer) n += q[k++].byteLength;
+    if (head.byteOffset === 0 && n === head.buffer.byteLength) {
+      q.splice(0, k);
+      return new Uint8Array(head.buffer);
+    }
+    if (!this.cut.has(head.buffer) && !this.complete) return null; // its next block is on its way
+    q.splice(0, k);
+    return new Uint8Array(head.buffer, head.byteOffset, n).slice();
   }
 }

@@ -42,6 +42,7 @@ from redis.exceptions import AskError, ClusterDownError, MovedError, NoScriptErr
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from pea.bus import BusUnavailable, Deliver, JoinResult, OnReconnect, scripts
+from pea.bus.liveness import PingWatch
 from pea.bus.shards import REDIS_ERRORS, Addr, ClusterURL, Lane, SlotMap, slot_of
 from pea.errors import Errors
 from pea.tasks import Supervisor
@@ -190,8 +191,7 @@ class _Subscriber:
 
     async def _listen(self, pubsub: Any) -> None:
         bus = self.bus
-        unanswered_since: float | None = None
-        last_ping = time.monotonic()
+        watch = PingWatch(bus._ping_interval, bus._dead_after)
         while True:
             try:
                 msg = await pubsub.get_message(timeout=bus._ping_interval / 2)
@@ -201,15 +201,11 @@ class _Subscriber:
                 msg = None
             now = time.monotonic()
             if msg is not None:
-                unanswered_since = None
+                watch.heard()
                 self._handle(msg)
-            if now - last_ping >= bus._ping_interval:
-                last_ping = now
-                if unanswered_since is None:
-                    unanswered_since = now
+            if watch.ping_due(now):
                 await pubsub.ping()
-            if unanswered_since is not None and now - unanswered_since > bus._dead_after:
-                raise TimeoutError(f"Redis did not answer a ping for {bus._dead_after:.0f} s")
+            watch.check(now)
 
 
 class RedisClusterBus:

@@ -27,6 +27,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from pea.bus import BusUnavailable, Deliver, JoinResult, OnReconnect, scripts
+from pea.bus.liveness import PingWatch
 from pea.errors import Errors
 from pea.tasks import Supervisor
 
@@ -271,16 +272,12 @@ class RedisBus:
     async def _listen(self, pubsub: Any) -> None:
         assert self._deliver is not None
         deliver = self._deliver
-        # Health is judged by the age of an unanswered ping, not by time since the
-        # last byte: a node whose event loop was busy for a while sent no ping
-        # meanwhile, and that must not look like a dead Redis.
-        unanswered_since: float | None = None
-        last_ping = time.monotonic()
+        watch = PingWatch(self._ping_interval, self._dead_after)
         while True:
             msg = await pubsub.get_message(timeout=self._ping_interval / 2)
             now = time.monotonic()
             if msg is not None:
-                unanswered_since = None
+                watch.heard()
                 kind = msg["type"]
                 if kind == "message":
                     try:
@@ -293,13 +290,9 @@ class RedisBus:
                         fut = waiting.popleft()
                         if not fut.done():
                             fut.set_result(None)
-            if now - last_ping >= self._ping_interval:
-                last_ping = now
-                if unanswered_since is None:
-                    unanswered_since = now
+            if watch.ping_due(now):
                 await pubsub.ping()
-            if unanswered_since is not None and now - unanswered_since > self._dead_after:
-                raise TimeoutError(f"Redis did not answer a ping for {self._dead_after:.0f} s")
+            watch.check(now)
 
     async def _drop(self, pubsub: Any) -> None:
         self._healthy = False

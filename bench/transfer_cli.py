@@ -184,7 +184,7 @@ def write_docs(text: str) -> None:
     doc = path.read_text()
     start = doc.find(SECTION)
     if start == -1:  # first figures: after the browser pair's
-        at = doc.find("### Current figures")
+        at = doc.find("### Current figures", max(doc.find("## Transfer"), 0))
         start = doc.find("\n##", at + 1) + 1 if at != -1 else len(doc)
         nxt = start - 1
     else:
@@ -221,6 +221,7 @@ def report(results: list[Any]) -> str:
                     f"{z // MiB} MiB",
                     f"{med(speeds):.1f} MiB/s",
                     f"{med(t10):.2f} s" if t10 else "-",
+                    f"{med([r['cpu_s'] for r in rs]):.1f} s, "
                     f"{100 * med([r['cpu_s'] / r['seconds'] for r in rs]):.0f} %",
                     f"{max(r['rss_peak'] for r in rs) / MiB:.0f} MiB "
                     f"(+{max(r['rss_peak'] - r['rss_base'] for r in rs) / MiB:.0f} MiB)",
@@ -231,8 +232,10 @@ def report(results: list[Any]) -> str:
     return (
         "The command-line peer (`pea send` / `pea receive`, aiortc): medians of "
         f"{max(i for _, _, i, _ in results) + 1} run(s), each on a new connection; CLI CPU is "
-        "its share of one core over the transfer, its RSS growth is over what it held before "
-        "the file's bytes; the machine's 1-minute load average during these runs was "
+        "its CPU time over the transfer and its share of one core (cli → cli: the "
+        "receiver's; on a loaded machine the CPU time is the steadier figure: the speed follows the CPU it gets), its RSS "
+        "growth is over what it held before the file's bytes; the machine's 1-minute load "
+        "average during these runs was "
         f"{min(loads):.1f} to {max(loads):.1f}:\n\n" + table(rows)
     )
 

@@ -231,11 +231,11 @@ def report(results: list[Any]) -> str:
     loads = [r["load"] for *_, r in results]
     return (
         "The command-line peer (`pea send` / `pea receive`, aiortc): medians of "
-        f"{max(i for _, _, i, _ in results) + 1} run(s), each on a new connection; CLI CPU is "
-        "its CPU time over the transfer and its share of one core (cli → cli: the "
-        "receiver's; on a loaded machine the CPU time is the steadier figure: the speed follows the CPU it gets), its RSS "
-        "growth is over what it held before the file's bytes; the machine's 1-minute load "
-        "average during these runs was "
+        f"{max(i for _, _, i, _ in results) + 1} run(s), each on a new connection; CLI CPU "
+        "is its CPU time over the transfer and its share of one core (cli → cli: the "
+        "receiver's; on a loaded machine the CPU time is the steadier figure: the speed "
+        "follows the CPU it gets), its RSS growth is over what it held before the file's "
+        "bytes; the machine's 1-minute load average during these runs was "
         f"{min(loads):.1f} to {max(loads):.1f}:\n\n" + table(rows)
     )
 

@@ -23,6 +23,9 @@ packets sent and received, packets the browser discarded on send). Two-browser l
 only: the receiver's browser memory growth and the time from opening the link to the
 file list.
 
+After the browser layouts, the command-line peer's rows (bench/transfer_cli.py: `pea send`
+→ Chromium, Chromium → `pea receive`, CLI → CLI; `--no-cli` skips them).
+
 Everything runs on loopback in a fresh network namespace: started outside one, the
 script re-runs itself under `unshare -n`. Usage:
 

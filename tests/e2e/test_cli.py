@@ -4,6 +4,7 @@ and folders arrive whole and verified under their paths, several receivers at on
 from __future__ import annotations
 
 import os
+import time
 import urllib.request
 from pathlib import Path
 from signal import SIGCONT, SIGSTOP
@@ -75,6 +76,9 @@ def test_cli_to_cli_files_folders_and_note(
         verified = [e for e in sender.named("uploaded") if e["verified"]]
         assert len(verified) == len(want)
     # Each end told its node how the connection went, as the web client does: two reports.
+    deadline = time.monotonic() + 10
+    while connections_counted(cluster) - counted < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert connections_counted(cluster) - counted == 2
 
 

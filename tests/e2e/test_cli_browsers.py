@@ -94,7 +94,8 @@ def test_a_big_file_keeps_the_cli_memory_bounded(
     assert sha256_file(tmp_path / "out" / "huge.bin") == sha256_file(src)
     growth = rss.peak() - rss.base
     print(f"pea receive RSS: baseline {rss.base / MiB:.0f} MiB, growth {growth / MiB:.0f} MiB")
-    assert growth < 40 * MiB, f"RSS grew by {growth / MiB:.0f} MiB for a {BIG_MIB} MiB file"
+    # The window and a block, with room to spare: half the file, so holding it would show.
+    assert growth < 24 * MiB, f"RSS grew by {growth / MiB:.0f} MiB for a {BIG_MIB} MiB file"
 
 
 def test_a_200_mib_file_sent_keeps_the_cli_memory_flat(

@@ -23,6 +23,9 @@ packets sent and received, packets the browser discarded on send). Two-browser l
 only: the receiver's browser memory growth and the time from opening the link to the
 file list.
 
+After the browser layouts, the command-line peer's rows (bench/transfer_cli.py: `pea send`
+→ Chromium, Chromium → `pea receive`, CLI → CLI; `--no-cli` skips them).
+
 Everything runs on loopback in a fresh network namespace: started outside one, the
 script re-runs itself under `unshare -n`. Usage:
 
@@ -50,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import transfer_cli
 from tests.support.browser import CHROMIUM as _CHROMIUM
 from tests.support.browser import CHROMIUM_ARGS as ARGS
 from tests.support.procs import ROOT
@@ -712,6 +716,15 @@ def measure(
                         for i in range(args.runs):
                             for side, run in sides.items():
                                 keep(layout, (side, size, i, run(size)))
+            if args.cli:  # the command-line peer's rows, same machine, same run
+
+                def keep_cli(*entry: Any) -> None:
+                    extra.setdefault("cli", []).append(entry)
+                    print(transfer_cli.run_line(*entry), flush=True)
+                    if args.json:
+                        args.json.write_text(json.dumps({"results": results, "extra": extra}))
+
+                transfer_cli.measure(pw, args, Path(d), keep_cli)
     return results, extra
 
 
@@ -736,6 +749,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write every transfer's figures here")
     ap.add_argument("--from-json", type=Path, help="report the figures a --json run saved")
     ap.add_argument("--write-docs", action="store_true", help="replace ### Current figures in docs")
+    transfer_cli.add_arguments(ap)
     args = ap.parse_args()
     if args.quick:
         args.sizes, args.runs, args.list_runs = "64,256", 2, 2
@@ -789,8 +803,12 @@ def main() -> None:
             f"{med(extra['list_all_ms']):.0f} ms."
         )
     print(report)
+    cli = transfer_cli.report(extra.get("cli", []))
+    print("\n" + cli)
     if args.write_docs:
         write_docs(report, args)
+        if cli:
+            transfer_cli.write_docs(cli)
 
 
 def write_docs(out: str, args: argparse.Namespace) -> None:

@@ -11,6 +11,12 @@
 export const MIN_COMMIT = 64 << 20;
 export const URGENT_COMMIT = 8 << 20;
 
+/** MIN_COMMIT, or a smaller one a browser test sets (to commit within a small file). */
+function minCommit() {
+  const forTests = /** @type {any} */ (globalThis).__peaMinCommit;
+  return Number.isFinite(forTests) && forTests > 0 ? forTests : MIN_COMMIT;
+}
+
 /** Does this browser let the page write to a file the person chooses? */
 export function canSaveToFile(win = globalThis) {
   return !!win.isSecureContext && typeof (/** @type {any} */ (win).showSaveFilePicker) === "function";
@@ -25,7 +31,7 @@ export function canSaveToFile(win = globalThis) {
  */
 export function shouldCommit(committed, pending, urgent) {
   if (urgent) return pending >= Math.max(URGENT_COMMIT, committed / 4);
-  return pending >= Math.max(MIN_COMMIT, committed);
+  return pending >= Math.max(minCommit(), committed);
 }
 
 export class SaveFile {

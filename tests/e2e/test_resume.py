@@ -29,6 +29,7 @@ SIZE = 200 * MiB
 BLOCK = MiB  # docs/transfer-protocol.md §3.2
 DOWN_S = 8  # the link is down this long: longer than pea's 4 s + ICE's own "disconnected" delay
 
+
 @pytest.fixture(scope="module")
 def big_file(share_dir: Path) -> Path:
     path = share_dir / "resume" / "big.bin"

@@ -557,8 +557,9 @@ export class Receiver extends EventTarget {
       await this.saveToFile(file, rec.handle, { verified, whole, hashes: rec.hashes, sha256: rec.sha256 }, d);
     } catch (err) {
       d.checking = false;
-      if (!KEEP_RECORD.has(err?.code)) await forgetRecord(rec.key);
-      this.finish(d, err);
+      const why = fileError(err, file.name);
+      if (!KEEP_RECORD.has(why.code)) await forgetRecord(rec.key);
+      this.finish(d, why);
     }
   }
 
@@ -613,8 +614,9 @@ export class Receiver extends EventTarget {
     } catch (err) {
       t?.cancel();
       await sink?.abort();
-      if (!KEEP_RECORD.has(err?.code)) await forgetRecord(key);
-      this.finish(d, err);
+      const why = fileError(err, file.name);
+      if (!KEEP_RECORD.has(why.code)) await forgetRecord(key);
+      this.finish(d, why);
     } finally {
       if (sink) this.sinks.delete(sink);
     }
@@ -656,6 +658,16 @@ export class Receiver extends EventTarget {
       this.finish(d, err);
     }
   }
+}
+
+/**
+ * A transfer's own error as it is; the browser's (the chosen file cannot be read or written:
+ * removed, disk full, permission gone) as "save-failed", with the browser's words.
+ * @param {any} err @param {string} name
+ */
+function fileError(err, name) {
+  if (err instanceof TransferError) return err;
+  return new TransferError("save-failed", { name, said: String(err?.message || err).slice(0, 300) });
 }
 
 /** Pass a stream through unchanged, with a promise for its end or its error (no tee: tee buffers without bound). */

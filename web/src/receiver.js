@@ -317,7 +317,7 @@ export class Receiver extends EventTarget {
    */
   lost(why) {
     for (const t of this.active) t.drop();
-    for (const s of this.sinks) s.flush(); // nothing arrives meanwhile: make what came safe
+    for (const s of this.sinks) s.flush().catch(() => {}); // nothing arrives meanwhile: make what came safe (a failure shows on the next write)
     for (const d of this.downloads.values()) if (!d.done && !d.error) d.paused = true;
     const now = performance.now();
     if (!this.reconnect) {

@@ -49,16 +49,30 @@ export class SaveFile {
     /** @type {Promise<unknown>} every operation on the file, one after another */
     this.chain = Promise.resolve();
     this.closed = false;
+    /** @type {unknown} the first failure: the file is not written any further */
+    this.failed = null;
     this.doc = doc;
     this.onHidden = () => {
-      if (doc.visibilityState === "hidden") this.flush();
+      if (doc.visibilityState === "hidden") this.flush().catch(() => {}); // a failed write shows on the next one
     };
     doc?.addEventListener?.("visibilitychange", this.onHidden);
   }
 
-  /** @template T @param {() => Promise<T>} op @returns {Promise<T>} */
+  /**
+   * Run `op` after every operation before it. Once one has failed, every later one fails
+   * the same way: bytes lost in a failed commit must never leave a gap in the file.
+   * @template T @param {() => Promise<T>} op @returns {Promise<T>}
+   */
   queue(op) {
-    const p = this.chain.then(op);
+    const p = this.chain.then(async () => {
+      if (this.failed) throw this.failed;
+      try {
+        return await op();
+      } catch (err) {
+        this.failed = err;
+        throw err;
+      }
+    });
     this.chain = p.catch(() => {});
     return p;
   }

@@ -265,3 +265,28 @@ test("a page going hidden commits what is at stake (the tab may be discarded), n
   assert.equal(h.file.length, URGENT_COMMIT);
   await s.abort();
 });
+
+test("a failed commit stops the file there: no later write leaves a gap that a reload would keep", async () => {
+  const h = memoryHandle();
+  const doc = Object.assign(new EventTarget(), { visibilityState: "visible" });
+  const s = new SaveFile(h, { doc });
+  await s.open(0);
+  const create = h.createWritable;
+  h.createWritable = async (o) => {
+    const w = await create(o);
+    w.close = async () => {
+      throw new Error("disk full");
+    };
+    return w;
+  };
+  await s.write(new Uint8Array(URGENT_COMMIT)); // still on the first writable: fine
+  doc.visibilityState = "hidden";
+  doc.dispatchEvent(new Event("visibilitychange")); // commits on the first writable: fine
+  await s.chain;
+  await assert.rejects(
+    s.write(new Uint8Array(URGENT_COMMIT)).then(() => s.flush()),
+    /disk full/,
+  );
+  await assert.rejects(s.write(new Uint8Array(1)), /disk full/);
+  await assert.rejects(s.finish(), /disk full/);
+});

@@ -56,6 +56,7 @@ from typing import Any
 from bench import transfer_cli
 from tests.support.browser import CHROMIUM as _CHROMIUM
 from tests.support.browser import CHROMIUM_ARGS as ARGS
+from tests.support.browser import HIDE_FILE_PICKERS
 from tests.support.procs import ROOT
 
 MiB = 1 << 20
@@ -360,6 +361,7 @@ def new_page(browser: Any) -> Any:
     ctx.grant_permissions(["microphone"])  # else Chromium gathers no loopback candidate
     ctx.set_default_timeout(600_000)
     ctx.add_init_script(INIT)
+    ctx.add_init_script(HIDE_FILE_PICKERS)  # measure the service-worker path every engine has
     return ctx.new_page()
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.flows import fragment, row, saved, wait_for_percent
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.flows import COUNT_SENT, fragment, row, saved, wait_for_percent
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, HIDE_FILE_PICKERS
 from tests.support.netlab import SERVER_ADDRESS, Host, Lab, lab, namespaces_supported
 from tests.support.pages import MiB, Pages, sha256_file, write_random
 from tests.support.procs import PeaNode, node_env
@@ -28,23 +28,6 @@ from tests.support.procs import PeaNode, node_env
 SIZE = 200 * MiB
 BLOCK = MiB  # docs/transfer-protocol.md §3.2
 DOWN_S = 8  # the link is down this long: longer than pea's 4 s + ICE's own "disconnected" delay
-
-# Counts the file bytes the sharer's page hands to its data channels, minus what was still
-# in a channel's own buffer when it closed (never sent): the bytes it really sent.
-COUNT_SENT = """
-window.__peaSent = 0;
-const send = RTCDataChannel.prototype.send;
-RTCDataChannel.prototype.send = function (data) {
-  if (this.label === "get" && typeof data !== "string") {
-    window.__peaSent += data.byteLength;
-    if (!this.__peaCounted) {
-      this.__peaCounted = true;
-      this.addEventListener("close", () => { window.__peaSent -= this.bufferedAmount; });
-    }
-  }
-  return send.call(this, data);
-};
-"""
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +74,7 @@ def open_in(pages: Pages, net: Lab, host: Host, origin: str) -> Any:
     ctx = browser.new_context(accept_downloads=True)
     ctx.grant_permissions(["microphone"])  # without it Chromium gathers no candidate
     ctx.set_default_timeout(30000)
+    ctx.add_init_script(HIDE_FILE_PICKERS)  # the browser download, through the service worker
     page = ctx.new_page()
     page.on("pageerror", lambda e: pages.errors.append(f"{page.url}: {e}"))
     return page

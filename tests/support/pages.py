@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import executable, launch
+from tests.support.browser import HIDE_FILE_PICKERS, executable, launch
 from tests.support.procs import ROOT
 
 # A non-local host name that still lands on loopback: a page there is not a secure context.
@@ -115,10 +115,17 @@ class Pages:
         return self.browsers.get(self.engine)
 
     def new(
-        self, *, grant: bool = True, engine: str | None = None, variant: str = "", **context: Any
+        self,
+        *,
+        grant: bool = True,
+        engine: str | None = None,
+        variant: str = "",
+        file_pickers: bool = False,
+        **context: Any,
     ) -> Any:
         """grant=False: no path between pages (Chromium without media permission gathers
         no loopback candidate; Firefox gets the same from a browser without loopback ICE).
+        file_pickers=False hides File System Access (see HIDE_FILE_PICKERS).
         `context`: more options for Playwright's new_context (locale, viewport, …)."""
         engine = engine or self.engine
         if not grant and engine == "firefox":
@@ -130,6 +137,8 @@ class Pages:
             # Without media permission Chromium gathers no loopback candidate at all.
             ctx.grant_permissions(["microphone"])
         ctx.set_default_timeout(30000)
+        if not file_pickers:
+            ctx.add_init_script(HIDE_FILE_PICKERS)
         self.contexts.append(ctx)
         page = ctx.new_page()
         noise = FIREFOX_NOISE if engine == "firefox" else None

@@ -25,9 +25,17 @@ const PIECE = 1 << 20;
  * @typedef {{ch: RTCDataChannel, from: number, meta: boolean, next: number, left: number, hash: string}} Attempt
  */
 
+/**
+ * Where a download continues from bytes already saved (a file on disk after a reload):
+ * `verified` bytes, block aligned, checked against `hashes` (hex, one per block, as the
+ * sharer announced them), `whole` the file's SHA-256 state over them, `sha256` the hash the
+ * sharer announced for the file then (a sharer announcing another one gets nothing).
+ * @typedef {{verified: number, whole: import("hash-wasm").IHasher, hashes: string[], sha256: string}} SavedPrefix
+ */
+
 export class Download extends EventTarget {
-  /** @param {WantedFile} file */
-  constructor(file) {
+  /** @param {WantedFile} file @param {SavedPrefix | null} [saved] */
+  constructor(file, saved = null) {
     super();
     this.file = file;
     this.size = file.size;
@@ -43,6 +51,8 @@ export class Download extends EventTarget {
     /** @type {Uint8Array[]} the block being received, kept apart until it is checked */
     this.partial = [];
     this.partialLength = 0;
+    /** @type {string[]} the announced hash (hex) of every verified block, by index: a saved prefix is checked against them */
+    this.hashes = [];
     /** @type {Map<number, number>} block index → times it failed its check */
     this.refetches = new Map();
     /** The whole-file SHA-256 the first `meta` announced: every later `meta` must repeat it. */
@@ -72,6 +82,15 @@ export class Download extends EventTarget {
       this.whole = w;
       this.part = p;
     });
+    if (saved) {
+      // Bytes already written and checked: the sharer sends from there, acks count from there.
+      this.verified = this.consumed = this.lastAck = saved.verified;
+      this.hashes = saved.hashes.slice(0, saved.verified / BLOCK);
+      this.sha256 = saved.sha256;
+      this.ready = this.ready.then(() => {
+        this.whole = saved.whole;
+      });
+    }
     this.stream = new ReadableStream({ pull: (c) => this.pull(c), cancel: () => this.cancel() }, { highWaterMark: 1 });
   }
 
@@ -245,6 +264,7 @@ export class Download extends EventTarget {
       this.attach(/** @type {RTCPeerConnection} */ (this.pc));
       return;
     }
+    this.hashes[i] = a.hash;
     const whole = /** @type {NonNullable<typeof this.whole>} */ (this.whole);
     for (const p of this.partial) {
       whole.update(p);

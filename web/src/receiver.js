@@ -6,7 +6,7 @@ import { saveStream } from "./download.js";
 import { ZipNames, safeFileName, safeMime } from "./names.js";
 import { PeerLink } from "./peer.js";
 import { dropStale, findRecord, forgetRecord, recordKey, saveRecord } from "./resume-store.js";
-import { SaveFile, canSaveToFile } from "./save-file.js";
+import { SaveFile, canSaveToFile, worthChoosing } from "./save-file.js";
 import { BLOCK } from "./transfer/blocks.js";
 import { readAdd, readHello } from "./transfer/manifest.js";
 import { TransferError, parse } from "./transfer/protocol.js";
@@ -492,7 +492,7 @@ export class Receiver extends EventTarget {
   async download(id) {
     const file = this.files.get(id);
     if (!file || !this.connected || this.busy(id)) return;
-    if (this.toFile) {
+    if (this.toFile && worthChoosing(file.size)) {
       // Asked first, while the click still counts as the person's (the browser requires it).
       let handle = null;
       try {

@@ -17,6 +17,19 @@ function minCommit() {
   return Number.isFinite(forTests) && forTests > 0 ? forTests : MIN_COMMIT;
 }
 
+/**
+ * Is this file worth asking where to save it? A smaller one is not committed before it
+ * ends (unless the page is hidden), so a reload would start it over anyway: it goes
+ * straight to the downloads folder, without a dialog.
+ * @param {number} size
+ */
+export function worthChoosing(size) {
+  return size >= minCommit();
+}
+
+/** The smallest file the page asks where to save (for the page to say so). */
+export const chooseFrom = minCommit;
+
 /** Does this browser let the page write to a file the person chooses? */
 export function canSaveToFile(win = globalThis) {
   return !!win.isSecureContext && typeof (/** @type {any} */ (win).showSaveFilePicker) === "function";

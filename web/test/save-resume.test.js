@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test } from "node:test";
 import { MAX_AGE_MS, fits, isStale, recordKey } from "../src/resume-store.js";
-import { MIN_COMMIT, SaveFile, URGENT_COMMIT, shouldCommit } from "../src/save-file.js";
+import { MIN_COMMIT, SaveFile, URGENT_COMMIT, shouldCommit, worthChoosing } from "../src/save-file.js";
 import { BLOCK } from "../src/transfer/blocks.js";
 import { Download } from "../src/transfer/receive.js";
 import { savedPrefix } from "../src/transfer/saved-prefix.js";
@@ -289,4 +289,10 @@ test("a failed commit stops the file there: no later write leaves a gap that a r
   );
   await assert.rejects(s.write(new Uint8Array(1)), /disk full/);
   await assert.rejects(s.finish(), /disk full/);
+});
+
+test("only a file big enough to be committed before it ends asks where to save it", () => {
+  assert.equal(worthChoosing(MIN_COMMIT - 1), false, "a smaller one would start over after a reload anyway: no dialog");
+  assert.equal(worthChoosing(MIN_COMMIT), true);
+  assert.equal(worthChoosing(4 * 2 ** 30), true);
 });

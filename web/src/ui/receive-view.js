@@ -6,6 +6,7 @@ import { shareableCopy } from "../download.js";
 import { CONNECT_TIMEOUT_MS } from "../peer.js";
 import { RESUME_MS } from "../receiver.js";
 import { visible } from "../names.js";
+import { chooseFrom } from "../save-file.js";
 import { StayAwake } from "../wake.js";
 import { banner, h, setText, syncList, wakeWarning } from "./dom.js";
 import { formatBytes, progressText } from "./format.js";
@@ -117,7 +118,7 @@ export function receiveView({ receiver, path, awake = new StayAwake() }) {
     memoryBox,
     h("div", { class: "actions" }, all, allBar, allState),
     // Said before any download: whether a reload of this page loses them (browsers that cannot write to a chosen file).
-    h("p", { class: "muted", "data-testid": "reload-note" }, msg(receiver.toFile ? "receive.reload-note.file" : "receive.reload-note")),
+    h("p", { class: "muted", "data-testid": "reload-note" }, receiver.toFile ? msg("receive.reload-note.file", { size: formatBytes(chooseFrom()) }) : msg("receive.reload-note")),
     empty,
     list,
     notesHead,

@@ -61,7 +61,7 @@ export class Receiver extends EventTarget {
     this.link = null;
     this.sharerLeft = false;
     this.downloads = new Map(); // file id (or "*") → {meter, error, done, resumedAt, paused}
-    /** @type {{why: "lost" | "left", since: number, deadline: number, timer: ReturnType<typeof setTimeout>, hellos: ReturnType<typeof setInterval>} | null} */
+    /** @type {{why: "lost" | "left", away?: boolean, since: number, deadline: number, timer: ReturnType<typeof setTimeout>, hellos: ReturnType<typeof setInterval>} | null} */
     this.reconnect = null;
     this.active = new Set(); // running transfers, aborted together if the sharer goes
     // Where the browser lets the page write to a chosen file, downloads go there and can be
@@ -141,7 +141,14 @@ export class Receiver extends EventTarget {
   async onPeerLeft(peer) {
     // While reconnecting the sharer may be changing networks too (and come back with another
     // peer id): only the deadline ends the wait.
-    if (peer !== this.sharer || this.reconnect) return;
+    if (peer !== this.sharer) return;
+    if (this.reconnect) {
+      // The link went first (Firefox can report a closing page's link as lost before the
+      // server says it left): the page went away too, so it may be reloading, and its files
+      // may take until the deadline to be added again.
+      this.reconnect.away = true;
+      return;
+    }
     this.sharerLeft = true;
     // A live direct link outlasts the server: believe "left" only if the sharer stops answering.
     const link = this.link;
@@ -360,7 +367,7 @@ export class Receiver extends EventTarget {
    */
   reconnected() {
     const r = this.reconnect;
-    this.matchBy = r?.why === "left" ? r.deadline : 0;
+    this.matchBy = r && (r.why === "left" || r.away) ? r.deadline : 0;
     this.stopReconnecting();
   }
 

@@ -23,10 +23,14 @@ packets sent and received, packets the browser discarded on send). Two-browser l
 only: the receiver's browser memory growth and the time from opening the link to the
 file list.
 
+Then the resume row (bench/transfer_resume.py): one download with three 5 s drops of the
+receiver's link against the same download without, browsers in namespaces of their own.
+
 Everything runs on loopback in a fresh network namespace: started outside one, the
 script re-runs itself under `unshare -n`. Usage:
 
     .venv/bin/python -m bench.transfer [--quick] [--sizes 64,256,1024] [--runs 3] [--write-docs]
+    .venv/bin/python -m bench.transfer --layouts none --resume 1024   # the resume row only
 """
 
 from __future__ import annotations
@@ -736,9 +740,12 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write every transfer's figures here")
     ap.add_argument("--from-json", type=Path, help="report the figures a --json run saved")
     ap.add_argument("--write-docs", action="store_true", help="replace ### Current figures in docs")
+    ap.add_argument("--resume", type=int, metavar="MIB", help="resume row size (1024; 0: none)")
     args = ap.parse_args()
     if args.quick:
         args.sizes, args.runs, args.list_runs = "64,256", 2, 2
+    if args.resume is None:
+        args.resume = 256 if args.quick else 1024
     if not only_loopback() and not args.from_json:
         reexec_in_namespace()
     if not (ROOT / "signal" / "pea" / "static" / "index.html").is_file():
@@ -788,9 +795,21 @@ def main() -> None:
             f"(runs {extra['list_page_all_ms']} ms); seen by Playwright "
             f"{med(extra['list_all_ms']):.0f} ms."
         )
-    print(report)
-    if args.write_docs:
+    resume = ""
+    if args.resume and not args.from_json:
+        from bench import transfer_resume
+
+        resume = transfer_resume.report(transfer_resume.measure(args.resume))
+    if layouts:
+        print(report)
+    print(resume)
+    if args.write_docs and layouts:
         write_docs(report, args)
+    if args.write_docs and resume:
+        cmd = (
+            f"make web && .venv/bin/python -m bench.transfer --layouts none --resume {args.resume}"
+        )
+        transfer_resume.write_docs(resume, cmd)
 
 
 def write_docs(out: str, args: argparse.Namespace) -> None:

@@ -741,6 +741,7 @@ def main() -> None:
     ap.add_argument("--from-json", type=Path, help="report the figures a --json run saved")
     ap.add_argument("--write-docs", action="store_true", help="replace ### Current figures in docs")
     ap.add_argument("--resume", type=int, metavar="MIB", help="resume row size (1024; 0: none)")
+    ap.add_argument("--resume-down", type=float, default=5.0, help="each drop's length (s)")
     args = ap.parse_args()
     if args.quick:
         args.sizes, args.runs, args.list_runs = "64,256", 2, 2
@@ -799,7 +800,7 @@ def main() -> None:
     if args.resume and not args.from_json:
         from bench import transfer_resume
 
-        resume = transfer_resume.report(transfer_resume.measure(args.resume))
+        resume = transfer_resume.report(transfer_resume.measure(args.resume, args.resume_down))
     if layouts:
         print(report)
     print(resume)
@@ -807,7 +808,8 @@ def main() -> None:
         write_docs(report, args)
     if args.write_docs and resume:
         cmd = (
-            f"make web && .venv/bin/python -m bench.transfer --layouts none --resume {args.resume}"
+            "make web && .venv/bin/python -m bench.transfer --layouts none "
+            f"--resume {args.resume} --resume-down {args.resume_down:g}"
         )
         transfer_resume.write_docs(resume, cmd)
 

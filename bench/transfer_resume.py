@@ -34,11 +34,12 @@ MiB = 1 << 20
 DOWN_S = 5.0
 DROP_AT = (0.2, 0.45, 0.7)  # of the file received, when each drop starts
 GAP_MS = 1000  # a pause in arriving bytes at least this long is a stall
+WARM_UP = 32 * MiB
 
 # In the receiver's page: every file byte arriving on a `get` channel (one per download,
 # and a new one on each resume) feeds one flow, which keeps its stalls as [last byte
-# before, first byte after, bytes so far]; and each change of the page's status line
-# [time, text].
+# before, first byte after, bytes so far]; and each change of the page's status line or
+# of its peer connections' states [time, "status | state,state…"].
 FLOW = """(() => {
   const GAP_MS = GAP;
   const flow = window.__flow = {bytes: 0, first: 0, last: 0, gaps: [], status: []};
@@ -58,7 +59,8 @@ FLOW = """(() => {
   let seen = null;
   setInterval(() => {
     const s = document.querySelector('[data-testid=status]');
-    const text = s ? s.textContent : '';
+    const pcs = (window.__pcs || []).map((pc) => pc.connectionState).join(',');
+    const text = (s ? s.textContent : '') + ' | ' + pcs;
     if (text !== seen) { seen = text; flow.status.push([Date.now(), text]); }
   }, 50);
 })();""".replace("GAP;", f"{GAP_MS};")
@@ -81,9 +83,9 @@ def now_ms() -> float:
 
 
 @contextmanager
-def setup(pw: Any, path: Path) -> Iterator[tuple[Lab, Host, Any, str, NamespaceBrowsers]]:
-    """A node, a sharer sharing `path` (hashed), and the receiver's host: yields (lab,
-    receiver host, sharer page, share link, launcher)."""
+def setup(pw: Any, paths: list[Path]) -> Iterator[tuple[Lab, Host, Any, str, Any]]:
+    """A node, a sharer sharing `paths` (hashed), and the receiver's host and browser:
+    yields (lab, receiver host, sharer page, share link, receiver's browser)."""
     with lab("bench-resume") as net:
         node = PeaNode(
             env=node_env(ice_servers="[]", log_level="warning"), args=["--host", "0.0.0.0"]
@@ -99,7 +101,7 @@ def setup(pw: Any, path: Path) -> Iterator[tuple[Lab, Host, Any, str, NamespaceB
             ctx.add_init_script(COUNT_SENT)
             sharer = ctx.new_page()
             sharer.goto(origin + "/")
-            sharer.locator("input[type=file]").set_input_files([str(path)])
+            sharer.locator("input[type=file]").set_input_files([str(p) for p in paths])
             link = sharer.locator("[data-testid=share-link]").get_attribute("href")
             assert link
             # The sharer hashes the file once: not part of either download's time.
@@ -120,9 +122,10 @@ def download(
     name: str,
     size: int,
     drop: tuple[Lab, Host] | None = None,
+    down_s: float = DOWN_S,
 ) -> Download:
-    """One download on a new connection; with `drop`, the host's link goes down DOWN_S
-    at each of DROP_AT."""
+    """One download on a new connection; with `drop`, the host's link goes down for
+    `down_s` at each of DROP_AT."""
     ctx = receiver_browser.new_context(accept_downloads=True)
     try:
         ctx.grant_permissions(["microphone"])
@@ -141,7 +144,7 @@ def download(
             row.locator("[data-testid=download]").click()
         drops: list[tuple[float, float]] = []
         # Generous: a tenth of the slowest speed seen here, plus the drops.
-        deadline = t0 + 120 + size / (MiB / 4) + len(DROP_AT) * (DOWN_S + 120)
+        deadline = t0 + 120 + size / (MiB / 4) + len(DROP_AT) * (down_s + 120)
         while True:
             text = detail.inner_text()
             if "verified" in text:
@@ -156,7 +159,7 @@ def download(
                     net, host = drop
                     down = now_ms()
                     net.set_link(host, up=False)
-                    time.sleep(DOWN_S)
+                    time.sleep(down_s)
                     net.set_link(host, up=True)
                     drops.append((down, now_ms()))
                     continue
@@ -179,25 +182,31 @@ def download(
 
 
 def per_drop(d: Download) -> list[dict[str, float | None]]:
-    """For each drop: seconds from its start to the page saying "Reconnecting", and from
-    its end to file bytes arriving again (and the whole stall, for reference)."""
+    """For each drop, seconds: from its start to the connection's state "disconnected"
+    and to the page saying "Reconnecting" (None: it did not), from its end to file bytes
+    arriving again, the whole stall in arriving bytes and what of it is not the drop (a
+    figure the machine's load hardly moves, unlike the difference of two long runs)."""
     out: list[dict[str, float | None]] = []
     for down, up in d.drops:
-        said = next(
-            (t for t, text in d.flow["status"] if t >= down and "Reconnecting" in text), None
-        )
+
+        def first(word: str, down: float = down, up: float = up) -> float | None:
+            t = next((t for t, text in d.flow["status"] if t >= down and word in text), None)
+            return (t - down) / 1000 if t is not None and t - up < 30_000 else None
+
         gap = next((g for g in d.flow["gaps"] if g[1] >= up), None)
         out.append(
             {
-                "noticed": (said - down) / 1000 if said else None,
+                "disconnected": first("disconnected"),
+                "noticed": first("Reconnecting"),
                 "again": (gap[1] - up) / 1000 if gap else None,
                 "stall": (gap[1] - gap[0]) / 1000 if gap else None,
+                "beyond": (gap[1] - gap[0] - (up - down)) / 1000 if gap else None,
             }
         )
     return out
 
 
-def measure(size_mib: int) -> dict[str, Any]:
+def measure(size_mib: int, down_s: float = DOWN_S) -> dict[str, Any]:
     """Both downloads, and the machine's load average before and after."""
     import tempfile
 
@@ -206,15 +215,26 @@ def measure(size_mib: int) -> dict[str, Any]:
     size = size_mib * MiB
     load = [os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="pea-bench-resume-") as d, sync_playwright() as pw:
-        path = Path(d, f"resume-{size_mib}.bin")
+        path, warm = Path(d, f"resume-{size_mib}.bin"), Path(d, "warm-up.bin")
         write_random(path, size)
-        with setup(pw, path) as (net, host, sharer, url, receiver):
+        write_random(warm, WARM_UP)
+        with setup(pw, [warm, path]) as (net, host, sharer, url, receiver):
+            # A fresh browser's first download is slower (caches, compiled code): not either.
+            download(receiver, sharer, url, warm.name, WARM_UP)
             plain = download(receiver, sharer, url, path.name, size)
             print(f"resume row: {size_mib} MiB without drops in {plain.seconds:.1f} s", flush=True)
-            dropped = download(receiver, sharer, url, path.name, size, drop=(net, host))
+            dropped = download(
+                receiver, sharer, url, path.name, size, drop=(net, host), down_s=down_s
+            )
             print(f"resume row: with drops in {dropped.seconds:.1f} s", flush=True)
+            ends = [down for down, _ in dropped.drops[1:]] + [float("inf")]
+            for (down, up), end in zip(dropped.drops, ends, strict=True):
+                print(f"  drop of {(up - down) / 1000:.1f} s, then:", flush=True)
+                for t, text in dropped.flow["status"]:  # what the receiver's page went through
+                    if down <= t < min(end, up + 30_000):
+                        print(f"    {(t - down) / 1000:+6.2f} s  {text}", flush=True)
     load.append(os.getloadavg())
-    return {"size": size, "plain": plain, "dropped": dropped, "load": load}
+    return {"size": size, "plain": plain, "dropped": dropped, "load": load, "down_s": down_s}
 
 
 def fmt(x: float | None, unit: str = " s") -> str:
@@ -231,11 +251,13 @@ def report(r: dict[str, Any]) -> str:
         (
             "size",
             "without drops",
-            f"with {n} drops of {DOWN_S:.0f} s",
+            f"with {n} drops of {r['down_s']:g} s",
             "time lost",
             f"overhead (lost minus {down:.0f} s)",
             "per drop",
+            "stall beyond each drop",
             "bytes again after link up",
+            "ICE disconnected after",
             "page said reconnecting after",
             "sent beyond the file",
         ),
@@ -246,7 +268,9 @@ def report(r: dict[str, Any]) -> str:
             f"{lost:.1f} s",
             f"{lost - down:.1f} s",
             f"{(lost - down) / max(n, 1):.1f} s",
+            ", ".join(fmt(x["beyond"]) for x in drops),
             ", ".join(fmt(x["again"]) for x in drops),
+            ", ".join(fmt(x["disconnected"]) for x in drops),
             ", ".join(fmt(x["noticed"]) for x in drops),
             f"{dropped.sent - size} B ({(dropped.sent - size) / MiB:.2f} MiB)",
         ),
@@ -264,12 +288,13 @@ def report(r: dict[str, Any]) -> str:
 def write_docs(text: str, command: str) -> None:
     """Replace (or add) `### Resume figures` in docs/benchmarks.md's Transfer section,
     after its current figures."""
+    at = ", ".join(f"{100 * x:.0f} %" for x in DROP_AT)
     section = (
         "### Resume figures\n\n"
         f"Command (re-runs itself inside `unshare -n`): `{command}`\n\n"
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Chromium in two "
         "network namespaces (sharer, receiver), one pea node, a new connection per "
-        f"download; drops at {', '.join(f'{100 * x:.0f} %' for x in DROP_AT)} of the file:\n\n"
+        f"download after a {WARM_UP // MiB} MiB warm-up download; drops at {at} of the file:\n\n"
         f"{text}\n"
     )
     path = ROOT / "docs" / "benchmarks.md"

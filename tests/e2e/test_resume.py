@@ -26,15 +26,16 @@ from tests.support.nsbrowser import NamespaceBrowsers
 from tests.support.pages import COUNT_SENT, FIREFOX_NOISE, MiB, Pages, sha256_file, write_random
 from tests.support.procs import PeaNode, node_env
 
-SIZE = 200 * MiB
+# Firefox moves 4-11 MiB/s here: a smaller file keeps its case within its CI time.
+SIZES = {"chromium": 200 * MiB, "firefox": 128 * MiB}
 BLOCK = MiB  # docs/transfer-protocol.md §3.2
 DOWN_S = 8  # the link is down this long: longer than pea's 4 s + ICE's own "disconnected" delay
 
 
-@pytest.fixture(scope="module")
-def big_file(share_dir: Path) -> Path:
-    path = share_dir / "resume" / "big.bin"
-    write_random(path, SIZE)
+@pytest.fixture
+def big_file(share_dir: Path, engine: str) -> Path:
+    path = share_dir / "resume" / engine / "big.bin"
+    write_random(path, SIZES[engine])
     return path
 
 
@@ -114,11 +115,12 @@ def start_download(
 def test_download_survives_link_down_then_address_change(
     pages: Pages, ns_browsers: NamespaceBrowsers, net: Lab, node: PeaNode, big_file: Path
 ) -> None:
-    """In one 200 MiB download (one download for both faults keeps CI time down): the
-    receiver's link goes down for 8 s, then comes back; later the receiver moves to another
-    network (a new link with a new address, the old one removed, as a laptop leaving one
-    Wi-Fi for another). Each time the download says it is paused, resumes where it was,
-    and in the end the file verifies and the sharer sent at most one block more per resume."""
+    """In one download of 200 MiB (128 in Firefox; one download for both faults keeps CI
+    time down): the receiver's link goes down for 8 s, then comes back; later the receiver
+    moves to another network (a new link with a new address, the old one removed, as a
+    laptop leaving one Wi-Fi for another). Each time the download says it is paused,
+    resumes where it was, and in the end the file verifies and the sharer sent at most one
+    block more per resume."""
     sharer, receiver, download, host = start_download(pages, ns_browsers, net, node, big_file)
     detail = row(receiver, "big.bin").locator(".detail")
     status = receiver.locator("[data-testid=status]")
@@ -138,6 +140,7 @@ def test_download_survives_link_down_then_address_change(
 
     expect(detail).to_contain_text("Saved and verified", timeout=240000)
     assert sha256_file(saved(download)) == sha256_file(big_file)
+    size = big_file.stat().st_size
     sent = sharer.evaluate("window.__peaSent")
-    print(f"sharer sent {sent - SIZE} bytes beyond the file over two resumes")
-    assert sent <= SIZE + 2 * BLOCK, f"the sharer sent {sent - SIZE} bytes more than the file"
+    print(f"sharer sent {sent - size} bytes beyond the file over two resumes")
+    assert sent <= size + 2 * BLOCK, f"the sharer sent {sent - size} bytes more than the file"

@@ -288,13 +288,14 @@ def report(r: dict[str, Any]) -> str:
 def write_docs(text: str, command: str) -> None:
     """Replace (or add) `### Resume figures` in docs/benchmarks.md's Transfer section,
     after its current figures."""
-    at = ", ".join(f"{100 * x:.0f} %" for x in DROP_AT)
+    points = ", ".join(f"{100 * x:.0f} %" for x in DROP_AT)
     section = (
         "### Resume figures\n\n"
         f"Command (re-runs itself inside `unshare -n`): `{command}`\n\n"
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Chromium in two "
         "network namespaces (sharer, receiver), one pea node, a new connection per "
-        f"download after a {WARM_UP // MiB} MiB warm-up download; drops at {at} of the file:\n\n"
+        f"download after a {WARM_UP // MiB} MiB warm-up download; drops at {points} of the "
+        "file:\n\n"
         f"{text}\n"
     )
     path = ROOT / "docs" / "benchmarks.md"

@@ -26,10 +26,14 @@ file list.
 After the browser layouts, the command-line peer's rows (bench/transfer_cli.py: `pea send`
 → Chromium, Chromium → `pea receive`, CLI → CLI; `--no-cli` skips them).
 
+Then the resume row (bench/transfer_resume.py): one download with three 5 s drops of the
+receiver's link against the same download without, browsers in namespaces of their own.
+
 Everything runs on loopback in a fresh network namespace: started outside one, the
 script re-runs itself under `unshare -n`. Usage:
 
     .venv/bin/python -m bench.transfer [--quick] [--sizes 64,256,1024] [--runs 3] [--write-docs]
+    .venv/bin/python -m bench.transfer --layouts none --resume 1024   # the resume row only
 """
 
 from __future__ import annotations
@@ -752,9 +756,13 @@ def main() -> None:
     ap.add_argument("--from-json", type=Path, help="report the figures a --json run saved")
     ap.add_argument("--write-docs", action="store_true", help="replace ### Current figures in docs")
     transfer_cli.add_arguments(ap)
+    ap.add_argument("--resume", type=int, metavar="MIB", help="resume row size (1024; 0: none)")
+    ap.add_argument("--resume-down", type=float, default=5.0, help="each drop's length (s)")
     args = ap.parse_args()
     if args.quick:
         args.sizes, args.runs, args.list_runs = "64,256", 2, 2
+    if args.resume is None:
+        args.resume = 256 if args.quick else 1024
     if not only_loopback() and not args.from_json:
         reexec_in_namespace()
     if not (ROOT / "signal" / "pea" / "static" / "index.html").is_file():
@@ -811,6 +819,22 @@ def main() -> None:
         write_docs(report, args)
         if cli:
             transfer_cli.write_docs(cli)
+    resume = ""
+    if args.resume and not args.from_json:
+        from bench import transfer_resume
+
+        resume = transfer_resume.report(transfer_resume.measure(args.resume, args.resume_down))
+    if layouts:
+        print(report)
+    print(resume)
+    if args.write_docs and layouts:
+        write_docs(report, args)
+    if args.write_docs and resume:
+        cmd = (
+            "make web && .venv/bin/python -m bench.transfer --layouts none "
+            f"--resume {args.resume} --resume-down {args.resume_down:g}"
+        )
+        transfer_resume.write_docs(resume, cmd)
 
 
 def write_docs(out: str, args: argparse.Namespace) -> None:

@@ -15,24 +15,6 @@ TIMEOUT_MS = 30000
 LINK_RE = re.compile(r"#3\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})$")
 
 
-# Counts the file bytes the sharer's page hands to its data channels, minus what was still
-# in a channel's own buffer when it closed (never sent): the bytes it really sent.
-COUNT_SENT = """
-window.__peaSent = 0;
-const send = RTCDataChannel.prototype.send;
-RTCDataChannel.prototype.send = function (data) {
-  if (this.label === "get" && typeof data !== "string") {
-    window.__peaSent += data.byteLength;
-    if (!this.__peaCounted) {
-      this.__peaCounted = true;
-      this.addEventListener("close", () => { window.__peaSent -= this.bufferedAmount; });
-    }
-  }
-  return send.call(this, data);
-};
-"""
-
-
 def share(page: Page, base_url: str, files: list[Path]) -> str:
     """Open the start page, pick files; returns the share link the page shows."""
     page.goto(base_url + "/")

@@ -17,8 +17,8 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.e2e.flows import COUNT_SENT, fragment, open_link, row, share
-from tests.support.pages import MiB, Pages, sha256_file, skip_in, write_random
+from tests.e2e.flows import fragment, open_link, row, share
+from tests.support.pages import COUNT_SENT, MiB, Pages, sha256_file, skip_in, write_random
 from tests.support.procs import PeaNode
 
 SIZE = 48 * MiB

@@ -23,10 +23,17 @@ packets sent and received, packets the browser discarded on send). Two-browser l
 only: the receiver's browser memory growth and the time from opening the link to the
 file list.
 
+After the browser layouts, the command-line peer's rows (bench/transfer_cli.py: `pea send`
+→ Chromium, Chromium → `pea receive`, CLI → CLI; `--no-cli` skips them).
+
+Then the resume row (bench/transfer_resume.py): one download with three 5 s drops of the
+receiver's link against the same download without, browsers in namespaces of their own.
+
 Everything runs on loopback in a fresh network namespace: started outside one, the
 script re-runs itself under `unshare -n`. Usage:
 
     .venv/bin/python -m bench.transfer [--quick] [--sizes 64,256,1024] [--runs 3] [--write-docs]
+    .venv/bin/python -m bench.transfer --layouts none --resume 1024   # the resume row only
 """
 
 from __future__ import annotations
@@ -50,8 +57,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import transfer_cli
 from tests.support.browser import CHROMIUM as _CHROMIUM
 from tests.support.browser import CHROMIUM_ARGS as ARGS
+from tests.support.browser import HIDE_FILE_PICKERS
 from tests.support.procs import ROOT
 
 MiB = 1 << 20
@@ -356,6 +365,7 @@ def new_page(browser: Any) -> Any:
     ctx.grant_permissions(["microphone"])  # else Chromium gathers no loopback candidate
     ctx.set_default_timeout(600_000)
     ctx.add_init_script(INIT)
+    ctx.add_init_script(HIDE_FILE_PICKERS)  # measure the service-worker path every engine has
     return ctx.new_page()
 
 
@@ -712,6 +722,15 @@ def measure(
                         for i in range(args.runs):
                             for side, run in sides.items():
                                 keep(layout, (side, size, i, run(size)))
+            if args.cli:  # the command-line peer's rows, same machine, same run
+
+                def keep_cli(*entry: Any) -> None:
+                    extra.setdefault("cli", []).append(entry)
+                    print(transfer_cli.run_line(*entry), flush=True)
+                    if args.json:
+                        args.json.write_text(json.dumps({"results": results, "extra": extra}))
+
+                transfer_cli.measure(pw, args, Path(d), keep_cli)
     return results, extra
 
 
@@ -736,9 +755,14 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write every transfer's figures here")
     ap.add_argument("--from-json", type=Path, help="report the figures a --json run saved")
     ap.add_argument("--write-docs", action="store_true", help="replace ### Current figures in docs")
+    transfer_cli.add_arguments(ap)
+    ap.add_argument("--resume", type=int, metavar="MIB", help="resume row size (1024; 0: none)")
+    ap.add_argument("--resume-down", type=float, default=5.0, help="each drop's length (s)")
     args = ap.parse_args()
     if args.quick:
         args.sizes, args.runs, args.list_runs = "64,256", 2, 2
+    if args.resume is None:
+        args.resume = 256 if args.quick else 1024
     if not only_loopback() and not args.from_json:
         reexec_in_namespace()
     if not (ROOT / "signal" / "pea" / "static" / "index.html").is_file():
@@ -789,8 +813,28 @@ def main() -> None:
             f"{med(extra['list_all_ms']):.0f} ms."
         )
     print(report)
+    cli = transfer_cli.report(extra.get("cli", []))
+    print("\n" + cli)
     if args.write_docs:
         write_docs(report, args)
+        if cli:
+            transfer_cli.write_docs(cli)
+    resume = ""
+    if args.resume and not args.from_json:
+        from bench import transfer_resume
+
+        resume = transfer_resume.report(transfer_resume.measure(args.resume, args.resume_down))
+    if layouts:
+        print(report)
+    print(resume)
+    if args.write_docs and layouts:
+        write_docs(report, args)
+    if args.write_docs and resume:
+        cmd = (
+            "make web && .venv/bin/python -m bench.transfer --layouts none "
+            f"--resume {args.resume} --resume-down {args.resume_down:g}"
+        )
+        transfer_resume.write_docs(resume, cmd)
 
 
 def write_docs(out: str, args: argparse.Namespace) -> None:

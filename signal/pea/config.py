@@ -15,12 +15,15 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 DEFAULT_ICE_SERVERS: list[dict[str, Any]] = [
     {"urls": ["stun:stun.l.google.com:19302", "stun:stun1.l.google.com:19302"]}
 ]
+
+
+N = TypeVar("N", int, float)
 
 
 class ConfigError(ValueError):
@@ -44,30 +47,25 @@ class Field:
         return "--" + self.name.replace("_", "-")
 
 
-def _int(lo: int, hi: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
+def _ranged(convert: Callable[[str], N], what: str, lo: N, hi: N) -> Callable[[str], N]:
+    def parse(raw: str) -> N:
         try:
-            value = int(raw.strip())
+            value = convert(raw.strip())
         except ValueError:
-            raise ValueError(f"must be a whole number, got {raw!r}") from None
+            raise ValueError(f"must be {what}, got {raw!r}") from None
         if not lo <= value <= hi:
             raise ValueError(f"must be between {lo} and {hi}, got {value}")
         return value
 
     return parse
+
+
+def _int(lo: int, hi: int) -> Callable[[str], int]:
+    return _ranged(int, "a whole number", lo, hi)
 
 
 def _float(lo: float, hi: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ValueError(f"must be a number, got {raw!r}") from None
-        if not lo <= value <= hi:
-            raise ValueError(f"must be between {lo} and {hi}, got {value}")
-        return value
-
-    return parse
+    return _ranged(float, "a number", lo, hi)
 
 
 def _bool(raw: str) -> bool:

@@ -92,8 +92,9 @@ def _firefox_download(page: Page, name: str) -> Path:
             for p in new:
                 part = p.with_name(p.name + ".part")
                 if not part.exists() and p.stat().st_size == size:
-                    # The same name twice in one browser is saved as "name(1)".
-                    stem = Path(name).stem
+                    # The same name twice in one browser is saved as "name(1)"; the file can
+                    # land before Playwright's event does, named as Firefox sanitised it.
+                    stem = Path(re.sub(r'[<>:"|?*\\]', "_", name)).stem
                     assert p.name.startswith(stem), (p.name, name)
                     return p
             time.sleep(0.1)

@@ -4,16 +4,34 @@ and folders arrive whole and verified under their paths, several receivers at on
 from __future__ import annotations
 
 import os
+import time
+import urllib.request
 from pathlib import Path
 from signal import SIGCONT, SIGSTOP
 
 import pytest
 
-from tests.support.cli import receive, saved, send
+from tests.support.cli import downloading, receive, saved, sharing
 from tests.support.pages import MiB, sha256_file, write_random
 from tests.support.procs import PeaNode
 
 pytestmark = pytest.mark.timeout(180)
+
+
+def connections_counted(nodes: tuple[PeaNode, ...]) -> float:
+    """Direct connections reported `connected` (signalling 1.1 `outcome`) to these nodes."""
+    total = 0.0
+    for node in nodes:
+        with urllib.request.urlopen(node.metrics_url, timeout=5) as res:
+            for line in res.read().decode().splitlines():
+                if line.startswith("pea_peer_connections_total{") and 'result="connected"' in line:
+                    total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def big_file(folder: Path, size: int) -> Path:
+    write_random(folder / "big.bin", size)
+    return folder / "big.bin"
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +48,10 @@ def test_cli_to_cli_files_folders_and_note(
     cluster: tuple[PeaNode, PeaNode], tree: Path, tmp_path: Path
 ) -> None:
     node_a, node_b = cluster
-    sender, link = send(
-        node_a.url, tree / "top.bin", tree / "folder", "--text", "door code 1234", "--once"
-    )
-    assert link.startswith(node_a.url + "/#3.")
-    try:
+    counted = connections_counted(cluster)
+    shared = (tree / "top.bin", tree / "folder", "--text", "door code 1234", "--once")
+    with sharing(node_a.url, *shared) as (sender, link):
+        assert link.startswith(node_a.url + "/#3.")
         # The receiver reaches the sharer through the other node: the server is the link's
         # own unless told otherwise.
         link_b = node_b.url + "/" + link[link.index("#") :]
@@ -58,8 +75,11 @@ def test_cli_to_cli_files_folders_and_note(
         assert sender.wait(30) == 0, sender.output()
         verified = [e for e in sender.named("uploaded") if e["verified"]]
         assert len(verified) == len(want)
-    finally:
-        sender.kill()
+    # Each end told its node how the connection went, as the web client does: two reports.
+    deadline = time.monotonic() + 10
+    while connections_counted(cluster) - counted < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert connections_counted(cluster) - counted == 2
 
 
 def test_an_interrupted_receive_resumes_when_run_again(
@@ -68,15 +88,8 @@ def test_an_interrupted_receive_resumes_when_run_again(
     """`pea receive` killed mid-file keeps what it verified; the same command again asks
     the sharer for the rest only (a `get` from the last verified block) and completes."""
     node_a, _ = cluster
-    src = tmp_path / "big.bin"
-    write_random(src, 12 * MiB + 7)
-    out = tmp_path / "out"
-    sender, link = send(node_a.url, src)
-    try:
-        r = receive(link, "--out", out)
-        r.wait_event(
-            lambda e: e.get("event") == "download" and e["bytes"] >= 3 * MiB, 90, "3 MiB received"
-        )
+    src, out = big_file(tmp_path, 12 * MiB + 7), tmp_path / "out"
+    with downloading(node_a.url, src, out, past=3 * MiB) as (sender, link, r):
         r.kill()  # no goodbye, as a crash or a closed laptop
         part = out / "big.bin.pea-part"
         kept = part.stat().st_size
@@ -90,8 +103,6 @@ def test_an_interrupted_receive_resumes_when_run_again(
         # The sharer sent the second run only what was missing (whole blocks from there).
         first_of_second = [e for e in sender.named("upload") if e["receiver"] == 2]
         assert first_of_second[0]["bytes"] >= resumed["bytes"]
-    finally:
-        sender.kill()
 
 
 def test_a_lost_connection_is_made_again_and_the_download_goes_on(
@@ -101,15 +112,8 @@ def test_a_lost_connection_is_made_again_and_the_download_goes_on(
     sides to call the connection lost; once it wakes, the receiver's hello gets a new
     connection and the same run finishes the file from its last verified block."""
     node_a, _ = cluster
-    src = tmp_path / "big.bin"
-    write_random(src, 10 * MiB + 3)
-    out = tmp_path / "out"
-    sender, link = send(node_a.url, src)
-    try:
-        r = receive(link, "--out", out)
-        r.wait_event(
-            lambda e: e.get("event") == "download" and e["bytes"] >= 2 * MiB, 90, "2 MiB received"
-        )
+    src, out = big_file(tmp_path, 10 * MiB + 3), tmp_path / "out"
+    with downloading(node_a.url, src, out, past=2 * MiB) as (sender, _, r):
         os.kill(sender.pid, SIGSTOP)
         try:
             r.wait_event(
@@ -122,5 +126,3 @@ def test_a_lost_connection_is_made_again_and_the_download_goes_on(
         assert r.wait(150) == 0, r.output()
         assert sha256_file(out / "big.bin") == sha256_file(src)
         assert len(r.named("connected")) == 2
-    finally:
-        sender.kill()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tests.nat.lab import Lab
-from tests.support.browser import launch
+from tests.support.browser import HIDE_FILE_PICKERS, launch
 from tests.support.pages import DOWNLOAD_DIRS, FIREFOX_NOISE
 
 # Firefox's console line when ICE fails: what the lab's failing cases are about.
@@ -66,6 +66,7 @@ class Home:
         """On the home's thread: a fresh page in a context of its own."""
         ctx = self.browser(engine).new_context(accept_downloads=True)
         ctx.set_default_timeout(30000)
+        ctx.add_init_script(HIDE_FILE_PICKERS)
         self.contexts.append(ctx)
         page = ctx.new_page()
 

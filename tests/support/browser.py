@@ -55,6 +55,13 @@ FIREFOX_PREFS: dict[str, Any] = {
 }
 
 
+# Pages run before this script lack File System Access: Chromium then downloads through
+# the service worker like the other engines. Without it a download button opens a save
+# dialog, which a headless browser dismisses at once. Tests of the chosen-file path
+# (test_receiver_reload.py) leave the API in place and back its picker themselves.
+HIDE_FILE_PICKERS = "delete window.showSaveFilePicker; delete window.showDirectoryPicker;"
+
+
 def executable(engine: str) -> str | None:
     return CHROMIUM if engine == "chromium" else FIREFOX
 

@@ -8,7 +8,7 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from signal import SIGINT
 from typing import Any
@@ -24,6 +24,7 @@ class CliProc:
     def __init__(self, args: list[str], stdout_data: bool = False) -> None:
         self.args = [pea_exe(), *args, "--json"]
         self.events: list[Event] = []
+        self.stamps: list[float] = []  # time.monotonic() when each event arrived
         self.lines: list[str] = []
         self.cond = threading.Condition()
         self.stdout_data = stdout_data
@@ -57,6 +58,7 @@ class CliProc:
                 self.lines.append(line)
                 with contextlib.suppress(ValueError):
                     self.events.append(json.loads(line))
+                    self.stamps.append(time.monotonic())
                 self.cond.notify_all()
         stream.close()
         with self.cond:
@@ -88,6 +90,11 @@ class CliProc:
 
     def _alive_readers(self) -> bool:
         return any(t.is_alive() for t in self._threads)
+
+    def first_time(self, pred: Callable[[Event], bool]) -> float | None:
+        """When the first event matching `pred` arrived (time.monotonic()), if one did."""
+        with self.cond:
+            return next((t for e, t in zip(self.events, self.stamps, strict=True) if pred(e)), None)
 
     def named(self, event: str) -> list[Event]:
         with self.cond:
@@ -140,6 +147,32 @@ def send(server: str, *args: str | Path) -> tuple[CliProc, str]:
     return p, str(link)
 
 
+@contextlib.contextmanager
+def sharing(server: str, *args: str | Path) -> Iterator[tuple[CliProc, str]]:
+    """`pea send` for the block's length (killed at its end): the process and its link."""
+    p, link = send(server, *args)
+    try:
+        yield p, link
+    finally:
+        p.kill()
+
+
+@contextlib.contextmanager
+def downloading(
+    server: str, src: Path, out: Path, past: int
+) -> Iterator[tuple[CliProc, str, CliProc]]:
+    """`pea send SRC` and a `pea receive` of it into OUT that has got `past` bytes: the
+    sharer, its link and the receiver, mid-file."""
+    with sharing(server, src) as (sender, link):
+        r = receive(link, "--out", out)
+        r.wait_event(
+            lambda e: e.get("event") == "download" and e["bytes"] >= past,
+            90,
+            f"{past} bytes received",
+        )
+        yield sender, link, r
+
+
 def receive(link: str, *args: str | Path) -> CliProc:
     str_args = list(map(str, args))
     return CliProc(["receive", link, *str_args], stdout_data="-" in str_args[:1])
@@ -147,3 +180,55 @@ def receive(link: str, *args: str | Path) -> CliProc:
 
 def saved(p: CliProc) -> dict[str, Event]:
     return {str(e["path"]): e for e in p.named("saved")}
+
+
+class Sampler:
+    """CPU seconds and resident memory of one process, every 0.1 s in a thread, as
+    (time.monotonic(), rss) samples; `mark()` starts the measured stretch: the CPU count
+    and the RSS baseline are taken there."""
+
+    def __init__(self, pid: int, every: float = 0.1) -> None:
+        import psutil
+
+        self.proc = psutil.Process(pid)
+        self.error = psutil.Error
+        self.every = every
+        self.cpu0 = self.cpu = 0.0
+        self.base = 0
+        self.samples: list[tuple[float, int]] = []
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        with contextlib.suppress(self.error):
+            t = self.proc.cpu_times()
+            rss = self.proc.memory_info().rss
+            with self.lock:
+                self.cpu = t.user + t.system
+                self.samples.append((time.monotonic(), rss))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._sample()
+
+    def mark(self) -> None:
+        self._sample()
+        with self.lock:
+            self.cpu0 = self.cpu
+            self.base = self.samples[-1][1] if self.samples else 0
+            self.samples = self.samples[-1:]
+
+    def stop(self) -> None:
+        self._sample()
+        self._stop.set()
+        self._thread.join(5)
+
+    def peak(self, since: float = 0.0, until: float = float("inf")) -> int:
+        with self.lock:
+            return max((r for t, r in self.samples if since <= t <= until), default=0)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return self.cpu - self.cpu0

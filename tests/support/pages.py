@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import executable, launch
+from tests.support.browser import HIDE_FILE_PICKERS, executable, launch
 from tests.support.procs import ROOT
 
 # A non-local host name that still lands on loopback: a page there is not a secure context.
@@ -89,14 +89,35 @@ def skip_in(engine: str, not_in: str, reason: str) -> None:
 
 
 # Firefox reports some of its own console messages as page errors through Playwright, though
-# no script threw: a failed ICE attempt, a WebSocket to a node that is down, a download
-# whose stream the page errored on purpose (bad SHA-256, sharer gone). Tests check what the
-# person sees in those cases; these messages are not uncaught exceptions.
+# no script threw: a failed ICE attempt, a WebSocket to a node that is down or cut off by
+# a network that went away, a download whose stream the page errored on purpose (bad
+# SHA-256, sharer gone). Tests check what the person sees in those cases; these messages
+# are not uncaught exceptions.
 FIREFOX_NOISE = re.compile(
     r"ICE failed, add a STUN server"
     r"|can.t establish a connection to the server at wss?://"
+    r"|The connection to wss?://\S+ was interrupted while the page was loading"
     r"|A ServiceWorker intercepted the request and encountered an unexpected error"
 )
+
+
+# An init script for a sharer's page: counts the file bytes it hands to its data channels,
+# minus what was still in a channel's own buffer when it closed (never sent): the bytes it
+# really sent, in `window.__peaSent`.
+COUNT_SENT = """
+window.__peaSent = 0;
+const send = RTCDataChannel.prototype.send;
+RTCDataChannel.prototype.send = function (data) {
+  if (this.label === "get" && typeof data !== "string") {
+    window.__peaSent += data.byteLength;
+    if (!this.__peaCounted) {
+      this.__peaCounted = true;
+      this.addEventListener("close", () => { window.__peaSent -= this.bufferedAmount; });
+    }
+  }
+  return send.call(this, data);
+};
+"""
 
 
 class Pages:
@@ -115,10 +136,17 @@ class Pages:
         return self.browsers.get(self.engine)
 
     def new(
-        self, *, grant: bool = True, engine: str | None = None, variant: str = "", **context: Any
+        self,
+        *,
+        grant: bool = True,
+        engine: str | None = None,
+        variant: str = "",
+        file_pickers: bool = False,
+        **context: Any,
     ) -> Any:
         """grant=False: no path between pages (Chromium without media permission gathers
         no loopback candidate; Firefox gets the same from a browser without loopback ICE).
+        file_pickers=False hides File System Access (see HIDE_FILE_PICKERS).
         `context`: more options for Playwright's new_context (locale, viewport, …)."""
         engine = engine or self.engine
         if not grant and engine == "firefox":
@@ -130,6 +158,8 @@ class Pages:
             # Without media permission Chromium gathers no loopback candidate at all.
             ctx.grant_permissions(["microphone"])
         ctx.set_default_timeout(30000)
+        if not file_pickers:
+            ctx.add_init_script(HIDE_FILE_PICKERS)
         self.contexts.append(ctx)
         page = ctx.new_page()
         noise = FIREFOX_NOISE if engine == "firefox" else None

@@ -10,7 +10,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.testclient import TestClient
 
 from pea.app import create_app, create_metrics_app
-from pea.bus.redis import RedisBus, _script
+from pea.bus.redis import RedisBus
+from pea.bus.scripts import script
 from pea.config import Settings
 
 
@@ -39,6 +40,6 @@ def test_publishes_lost_by_the_bus_are_counted_in_metrics() -> None:
 
 
 def test_the_lua_scripts_are_package_resources() -> None:
-    join = _script("join")
+    join = script("join")
     assert "local function reap" in join and "PUBLISH" in join
-    assert "local function" not in _script("leave", with_lib=False)
+    assert "local function" not in script("leave")

@@ -5,9 +5,13 @@ import { makeZip, predictLength } from "client-zip";
 import { saveStream } from "./download.js";
 import { ZipNames, safeFileName, safeMime } from "./names.js";
 import { PeerLink } from "./peer.js";
+import { dropStale, findRecord, forgetRecord, recordKey, saveRecord } from "./resume-store.js";
+import { SaveFile, canSaveToFile, worthChoosing } from "./save-file.js";
+import { BLOCK } from "./transfer/blocks.js";
 import { readAdd, readHello } from "./transfer/manifest.js";
 import { TransferError, parse } from "./transfer/protocol.js";
 import { Download } from "./transfer/receive.js";
+import { savedPrefix } from "./transfer/saved-prefix.js";
 import { Meter, deferred } from "./util.js";
 
 const NO_SHARER_MS = 8000;
@@ -16,6 +20,10 @@ const HELLO_EVERY_MS = 3000; // while reconnecting, remind the sharer we are her
 const MANIFEST_MS = 5000; // after a new connection, how long a paused download's file may take to be listed
 const RETRY_CHANNEL_MS = 1000; // a get channel the sharer closed on a live connection: ask again after this
 const MAX_INTERRUPTS = 3; // …at most this many times in a row without a verified block in between
+// A download into a chosen file that failed for these reasons can still be continued when
+// the link is opened again (the sharer may come back): its record is kept. Any other
+// failure (bad data, another file, cancelled) forgets it.
+const KEEP_RECORD = new Set(["vanished", "no-such-file", "no-permission"]);
 
 /** RESUME_MS, or a shorter wait a browser test sets (it cannot wait two minutes for a sentence). */
 function resumeMs() {
@@ -53,9 +61,17 @@ export class Receiver extends EventTarget {
     this.link = null;
     this.sharerLeft = false;
     this.downloads = new Map(); // file id (or "*") → {meter, error, done, resumedAt, paused}
-    /** @type {{why: "lost" | "left", since: number, deadline: number, timer: ReturnType<typeof setTimeout>, hellos: ReturnType<typeof setInterval>} | null} */
+    /** @type {{why: "lost" | "left", away?: boolean, since: number, deadline: number, timer: ReturnType<typeof setTimeout>, hellos: ReturnType<typeof setInterval>} | null} */
     this.reconnect = null;
     this.active = new Set(); // running transfers, aborted together if the sharer goes
+    // Where the browser lets the page write to a chosen file, downloads go there and can be
+    // continued after a reload (save-file.js, resume-store.js); elsewhere through download.js.
+    this.toFile = canSaveToFile();
+    /** @type {Map<string, import("./resume-store.js").ResumeRecord>} file id → a download saved before a reload */
+    this.resumable = new Map();
+    /** @type {Set<SaveFile>} */
+    this.sinks = new Set();
+    if (this.toFile) dropStale();
     room.on("state", (s) => this.onServerState(s));
     room.on("welcome", (w) => this.onWelcome(w));
     room.on("peer-joined", ({ peer }) => {
@@ -125,7 +141,14 @@ export class Receiver extends EventTarget {
   async onPeerLeft(peer) {
     // While reconnecting the sharer may be changing networks too (and come back with another
     // peer id): only the deadline ends the wait.
-    if (peer !== this.sharer || this.reconnect) return;
+    if (peer !== this.sharer) return;
+    if (this.reconnect) {
+      // The link went first (Firefox can report a closing page's link as lost before the
+      // server says it left): the page went away too, so it may be reloading, and its files
+      // may take until the deadline to be added again.
+      this.reconnect.away = true;
+      return;
+    }
     this.sharerLeft = true;
     // A live direct link outlasts the server: believe "left" only if the sharer stops answering.
     const link = this.link;
@@ -282,6 +305,7 @@ export class Receiver extends EventTarget {
         this.listedNow.add(f.id);
       }
       this.notes.push(...add.notes);
+      this.lookForSaved(add.files);
       if (!performance.getEntriesByName("pea:files").length) performance.mark("pea:files");
       this.resumePaused();
       this.changed();
@@ -300,6 +324,7 @@ export class Receiver extends EventTarget {
    */
   lost(why) {
     for (const t of this.active) t.drop();
+    for (const s of this.sinks) s.flush().catch(() => {}); // nothing arrives meanwhile: make what came safe (a failure shows on the next write)
     for (const d of this.downloads.values()) if (!d.done && !d.error) d.paused = true;
     const now = performance.now();
     if (!this.reconnect) {
@@ -342,7 +367,7 @@ export class Receiver extends EventTarget {
    */
   reconnected() {
     const r = this.reconnect;
-    this.matchBy = r?.why === "left" ? r.deadline : 0;
+    this.matchBy = r && (r.why === "left" || r.away) ? r.deadline : 0;
     this.stopReconnecting();
   }
 
@@ -387,9 +412,10 @@ export class Receiver extends EventTarget {
    * Start one file's transfer, counted among the active ones until it ends.
    * @param {any} file @param {(bytes: number) => void} onProgress @param {(at: number) => void} onResumed
    * @param {string} [key] its entry in `downloads`, moved if the file's id changes on a resume
+   * @param {import("./transfer/receive.js").SavedPrefix | null} [saved] bytes already on disk
    */
-  start(file, onProgress, onResumed, key) {
-    const t = new Download(file);
+  start(file, onProgress, onResumed, key, saved = null) {
+    const t = new Download(file, saved);
     const link = /** @type {PeerLink} */ (this.link);
     let interrupts = 0;
     let verifiedAt = 0;
@@ -420,7 +446,7 @@ export class Receiver extends EventTarget {
   }
 
   track(key, total) {
-    const d = { meter: new Meter(total), error: null, done: false, last: 0, paused: false, resumedAt: -1 };
+    const d = { meter: new Meter(total), error: null, done: false, last: 0, paused: false, resumedAt: -1, checking: false };
     this.downloads.set(key, d);
     this.changed();
     return d;
@@ -452,10 +478,43 @@ export class Receiver extends EventTarget {
     this.changed();
   }
 
+  /** Is a download of this file (id) under way? */
+  busy(id) {
+    const d = this.downloads.get(id);
+    return !!d && !d.done && !d.error;
+  }
+
+  /** Files this share lists that a download into a chosen file had started before a reload. @param {{id: string}[]} files */
+  async lookForSaved(files) {
+    if (!this.toFile) return;
+    for (const f of files) {
+      const rec = await findRecord(this.room.id, f);
+      if (rec && this.files.get(f.id) === f && !this.busy(f.id)) {
+        this.resumable.set(f.id, rec);
+        this.changed();
+      }
+    }
+  }
+
   async download(id) {
     const file = this.files.get(id);
-    const running = this.downloads.get(id);
-    if (!file || !this.connected || (running && !running.done && !running.error)) return;
+    if (!file || !this.connected || this.busy(id)) return;
+    if (this.toFile && worthChoosing(file.size)) {
+      // Asked first, while the click still counts as the person's (the browser requires it).
+      let handle = null;
+      try {
+        handle = await /** @type {any} */ (window).showSaveFilePicker({ suggestedName: safeFileName(file.name) });
+      } catch (err) {
+        if (err?.name === "AbortError") return; // the person closed the dialog
+        console.warn("pea: cannot write to a chosen file here, downloading instead:", err?.message || err);
+      }
+      if (handle) {
+        if (!this.connected || this.busy(id)) return;
+        this.resumable.delete(id);
+        await this.saveToFile(file, handle, null, this.track(id, file.size));
+        return;
+      }
+    }
     const d = this.track(id, file.size);
     /** @type {Download | null} */
     let t = null;
@@ -475,6 +534,98 @@ export class Receiver extends EventTarget {
     } catch (err) {
       t?.cancel(); // the browser never took the download: stop the transfer too
       this.finish(d, err);
+    }
+  }
+
+  /**
+   * Continue a download saved into a chosen file before this page was reloaded: the bytes on
+   * disk are checked block by block against the hashes the sharer announced then, and the
+   * sharer is asked for the rest. Runs on a click: the browser may ask the person for
+   * permission to write to that file again.
+   * @param {string} id
+   */
+  async continueDownload(id) {
+    const file = this.files.get(id);
+    const rec = this.resumable.get(id);
+    if (!file || !rec || !this.connected || this.busy(id)) return;
+    this.resumable.delete(id);
+    const d = this.track(id, file.size);
+    d.checking = true;
+    this.changed();
+    try {
+      const mode = { mode: "readwrite" };
+      if ((await rec.handle.queryPermission(mode)) !== "granted" && (await rec.handle.requestPermission(mode)) !== "granted") {
+        throw new TransferError("no-permission", { name: file.name });
+      }
+      const disk = await rec.handle.getFile();
+      const read = async (/** @type {number} */ start, /** @type {number} */ end) => new Uint8Array(await disk.slice(start, end).arrayBuffer());
+      const { verified, whole } = await savedPrefix(read, disk.size, file.size, rec.hashes);
+      d.checking = false;
+      await this.saveToFile(file, rec.handle, { verified, whole, hashes: rec.hashes, sha256: rec.sha256 }, d);
+    } catch (err) {
+      d.checking = false;
+      const why = fileError(err, file.name);
+      if (!KEEP_RECORD.has(why.code)) await forgetRecord(rec.key);
+      this.finish(d, why);
+    }
+  }
+
+  /**
+   * Download `file` into the chosen file `handle`, from the bytes already there (`saved`) or
+   * from the start; commits are recorded so a reload can continue it.
+   * @param {any} file @param {any} handle
+   * @param {import("./transfer/receive.js").SavedPrefix | null} saved
+   * @param {any} d its entry in `downloads`
+   */
+  async saveToFile(file, handle, saved, d) {
+    const key = recordKey(this.room.id, file);
+    const room = this.room.id;
+    // A continued download says where it resumed (not one that starts again at 0).
+    if (saved?.verified) d.paused = true;
+    /** @type {Download | null} */
+    let t = null;
+    /** @type {SaveFile | null} */
+    let sink = null;
+    try {
+      if (!this.connected) throw new TransferError("vanished", { name: file.name });
+      const started = this.start(
+        file,
+        (b) => this.progress(d, b),
+        (at) => this.resumed(d, at),
+        file.id,
+        saved,
+      );
+      const run = started.t;
+      t = run;
+      sink = new SaveFile(handle, {
+        onCommit: (committed) =>
+          saveRecord({
+            key,
+            room,
+            path: file.path ?? file.name,
+            name: file.name,
+            size: file.size,
+            mtime: file.mtime ?? 0,
+            sha256: run.sha256,
+            hashes: run.hashes.slice(0, Math.floor(committed / BLOCK)),
+            committed,
+            updated: Date.now(),
+            handle,
+          }),
+      });
+      this.sinks.add(sink);
+      await sink.open(saved?.verified ?? 0);
+      await Promise.all([sink.drain(run.stream), started.done]);
+      await forgetRecord(key);
+      this.finish(d);
+    } catch (err) {
+      t?.cancel();
+      await sink?.abort();
+      const why = fileError(err, file.name);
+      if (!KEEP_RECORD.has(why.code)) await forgetRecord(key);
+      this.finish(d, why);
+    } finally {
+      if (sink) this.sinks.delete(sink);
     }
   }
 
@@ -514,6 +665,16 @@ export class Receiver extends EventTarget {
       this.finish(d, err);
     }
   }
+}
+
+/**
+ * A transfer's own error as it is; the browser's (the chosen file cannot be read or written:
+ * removed, disk full, permission gone) as "save-failed", with the browser's words.
+ * @param {any} err @param {string} name
+ */
+function fileError(err, name) {
+  if (err instanceof TransferError) return err;
+  return new TransferError("save-failed", { name, said: String(err?.message || err).slice(0, 300) });
 }
 
 /** Pass a stream through unchanged, with a promise for its end or its error (no tee: tee buffers without bound). */

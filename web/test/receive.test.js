@@ -103,11 +103,24 @@ async function drain(stream) {
 
 const entry = (size) => ({ id: "7", name: "f.bin", path: "f.bin", size, mtime: 1 });
 
-test("a damaged block is fetched again from its offset on a new channel, and the file verifies", async () => {
-  const bytes = fileBytes(3 * BLOCK + 11);
+/** A download of `bytes` started on a new fake connection `pc`. */
+function start(bytes) {
   const pc = new FakePC();
   const d = new Download(entry(bytes.length));
   const run = d.run(/** @type {any} */ (pc));
+  return { pc, d, run };
+}
+
+/** One read of the stream of a download that must fail (its rejection handled). */
+const readOnce = (d) =>
+  d.stream
+    .getReader()
+    .read()
+    .catch(() => {});
+
+test("a damaged block is fetched again from its offset on a new channel, and the file verifies", async () => {
+  const bytes = fileBytes(3 * BLOCK + 11);
+  const { pc, d, run } = start(bytes);
   const out = drain(d.stream);
   assert.deepEqual((await channel(pc, 0)).sent[0], { t: "get", file: "7", from: 0 });
   let flipped = false;
@@ -130,13 +143,8 @@ test("a damaged block is fetched again from its offset on a new channel, and the
 
 test("a block damaged on every re-fetch fails the download as corrupt", async () => {
   const bytes = fileBytes(2 * BLOCK);
-  const pc = new FakePC();
-  const d = new Download(entry(bytes.length));
-  const run = d.run(/** @type {any} */ (pc));
-  d.stream
-    .getReader()
-    .read()
-    .catch(() => {});
+  const { pc, d, run } = start(bytes);
+  readOnce(d);
   const damage = (i, b) => (i === 0 ? b.map((x) => x ^ 0xff) : b);
   for (let n = 0; n <= MAX_REFETCH; n++) {
     serve(await channel(pc, n), bytes, 0, damage);
@@ -148,9 +156,7 @@ test("a block damaged on every re-fetch fails the download as corrupt", async ()
 
 test("after a lost connection the download continues on a new one from the last verified block", async () => {
   const bytes = fileBytes(4 * BLOCK + 5);
-  const first = new FakePC();
-  const d = new Download(entry(bytes.length));
-  const run = d.run(/** @type {any} */ (first));
+  const { pc: first, d, run } = start(bytes);
   const out = drain(d.stream);
   await channel(first, 0);
   // Two whole blocks and half of the third arrive, then the connection dies.
@@ -172,13 +178,8 @@ test("after a lost connection the download continues on a new one from the last 
 
 test("a resumed download whose file changed at the sharer fails instead of mixing two files", async () => {
   const bytes = fileBytes(2 * BLOCK + 1);
-  const pc = new FakePC();
-  const d = new Download(entry(bytes.length));
-  const run = d.run(/** @type {any} */ (pc));
-  d.stream
-    .getReader()
-    .read()
-    .catch(() => {});
+  const { pc, d, run } = start(bytes);
+  readOnce(d);
   serve(await channel(pc, 0), bytes, 0, (_i, b) => b, 1);
   d.drop();
   const other = bytes.slice();
@@ -203,13 +204,8 @@ test("bytes out of order (no block announced, or past the block) fail the downlo
     },
     (ch) => ch.text({ t: "meta", size: bytes.length, sha256: sha(bytes), block: 4 * BLOCK, from: 0 }),
   ]) {
-    const pc = new FakePC();
-    const d = new Download(entry(bytes.length));
-    const run = d.run(/** @type {any} */ (pc));
-    d.stream
-      .getReader()
-      .read()
-      .catch(() => {});
+    const { pc, d, run } = start(bytes);
+    readOnce(d);
     script(await channel(pc, 0));
     await assert.rejects(run, (err) => ["protocol", "too-long"].includes(/** @type {any} */ (err).code));
   }

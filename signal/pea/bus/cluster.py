@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import importlib.resources
 import logging
 import random
 import time
@@ -42,7 +41,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import AskError, ClusterDownError, MovedError, NoScriptError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from pea.bus import BusUnavailable, Deliver, JoinResult, OnReconnect, info_name
+from pea.bus import BusUnavailable, Deliver, JoinResult, OnReconnect, scripts
+from pea.bus.liveness import PingWatch
 from pea.bus.shards import REDIS_ERRORS, Addr, ClusterURL, Lane, SlotMap, slot_of
 from pea.errors import Errors
 from pea.tasks import Supervisor
@@ -56,34 +56,10 @@ MAX_BACKLOG = 50_000
 stalled shard must not grow the node's memory without bound."""
 
 
-def _script(name: str, with_lib: bool = True) -> str:
-    files = importlib.resources.files("pea.bus") / "lua"
-    body = (files / f"{name}.lua").read_text(encoding="utf-8")
-    text = (files / "lib.lua").read_text(encoding="utf-8") + body if with_lib else body
-    # Same scripts as the single-Redis bus, publishing to the shard channel.
-    return text.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
-
-
 class _Script:
     def __init__(self, text: str) -> None:
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
-
-
-def _keys(room: str) -> list[str]:
-    return [f"pea:{{{room}}}:m", f"pea:{{{room}}}:d"]
-
-
-def _channel(room: str) -> str:
-    return f"pea:{{{room}}}"
-
-
-def _room_of(channel: str) -> str:
-    return channel[5:-1]
-
-
-def _pairs(flat: list[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _text(value: Any) -> Any:
@@ -135,7 +111,7 @@ class _Subscriber:
             return  # sent on (re)connect
         by_slot: dict[int, list[str]] = defaultdict(list)
         for room in rooms:
-            by_slot[slot_of(room)].append(_channel(room))
+            by_slot[slot_of(room)].append(scripts.channel(room))
         with contextlib.suppress(*REDIS_ERRORS):
             for channels in by_slot.values():
                 await pubsub.ssubscribe(*channels)
@@ -146,7 +122,7 @@ class _Subscriber:
             return
         with contextlib.suppress(*REDIS_ERRORS):
             for room in rooms:
-                await pubsub.sunsubscribe(_channel(room))
+                await pubsub.sunsubscribe(scripts.channel(room))
 
     async def _supervise(self) -> None:
         backoff = 0.1
@@ -204,19 +180,18 @@ class _Subscriber:
         if kind == "smessage":
             try:
                 data = msg["data"].decode(errors="replace")
-                self.bus._deliver_message(_room_of(channel), data)
+                self.bus._deliver_message(scripts.room_of(channel), data)
             except Exception:
                 log.exception("delivering a bus message failed")
         elif kind == "ssubscribe":
             self.bus._confirmed(channel, self.addr)
         elif kind == "sunsubscribe":
-            self.bus._released(_room_of(channel), self.addr)
+            self.bus._released(scripts.room_of(channel), self.addr)
         return str(kind)
 
     async def _listen(self, pubsub: Any) -> None:
         bus = self.bus
-        unanswered_since: float | None = None
-        last_ping = time.monotonic()
+        watch = PingWatch(bus._ping_interval, bus._dead_after)
         while True:
             try:
                 msg = await pubsub.get_message(timeout=bus._ping_interval / 2)
@@ -226,15 +201,11 @@ class _Subscriber:
                 msg = None
             now = time.monotonic()
             if msg is not None:
-                unanswered_since = None
+                watch.heard()
                 self._handle(msg)
-            if now - last_ping >= bus._ping_interval:
-                last_ping = now
-                if unanswered_since is None:
-                    unanswered_since = now
+            if watch.ping_due(now):
                 await pubsub.ping()
-            if unanswered_since is not None and now - unanswered_since > bus._dead_after:
-                raise TimeoutError(f"Redis did not answer a ping for {bus._dead_after:.0f} s")
+            watch.check(now)
 
 
 class RedisClusterBus:
@@ -253,16 +224,14 @@ class RedisClusterBus:
         self.node_id = node_id
         self._url = ClusterURL.parse(url)
         self._conn_kwargs = self._url.connection_kwargs()
-        self._live_ms = int((lease + grace) * 1000)
-        self._grace_ms = int(grace * 1000)
-        self._ttl_ms = self._live_ms * 2 + 10_000
+        self._args = scripts.MembershipArgs.of(node_id, lease, grace)
         self._ping_interval = ping_interval
         self._dead_after = dead_after
         self._timeout = command_timeout
         self._topology_interval = topology_interval
+        # Same scripts as the single-Redis bus, publishing to the shard channel.
         self._scripts = {
-            name: _Script(_script(name, with_lib=name != "leave"))
-            for name in ("join", "leave", "away", "heartbeat", "members")
+            name: _Script(scripts.script(name, publish="SPUBLISH")) for name in scripts.NAMES
         }
         self._map: SlotMap | None = None
         self._lanes: dict[Addr, Lane] = {}
@@ -506,7 +475,7 @@ class RedisClusterBus:
 
     def _confirmed(self, channel: str, addr: Addr) -> None:
         waiting = self._pending.get(channel)
-        if waiting and self._placed.get(_room_of(channel)) == addr:
+        if waiting and self._placed.get(scripts.room_of(channel)) == addr:
             fut = waiting.popleft()
             if not fut.done():
                 fut.set_result(None)
@@ -536,7 +505,7 @@ class RedisClusterBus:
     async def subscribe(self, room: str) -> None:
         if not self._shard_up(room):
             raise BusUnavailable("bus not connected")
-        channel = _channel(room)
+        channel = scripts.channel(room)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(channel, deque()).append(fut)
         self._rooms.add(room)
@@ -595,7 +564,7 @@ class RedisClusterBus:
 
     async def _eval(self, name: str, room: str, args: list[Any]) -> Any:
         script = self._scripts[name]
-        keys = _keys(room)
+        keys = scripts.keys(room)
         try:
             return _text(await self._command(room, "EVALSHA", script.sha, 2, *keys, *args))
         except NoScriptError:
@@ -613,27 +582,15 @@ class RedisClusterBus:
         resume_peer: str | None,
         joined_frame: str,
     ) -> JoinResult:
-        args: list[str | int] = [
-            _channel(room),
-            peer,
-            info,
-            limit,
-            self._live_ms,
-            resume_peer or "",
-            joined_frame,
-            self._ttl_ms,
-            self.node_id,
-        ]
-        status, who, flat = await self._eval("join", room, args)
-        others = {p: info_name(i) for p, i in _pairs(flat).items() if p != who}
-        return JoinResult(status, who, others)
+        args = self._args.join(room, peer, info, limit, resume_peer, joined_frame)
+        return scripts.join_result(await self._eval("join", room, args))
 
     async def leave(self, room: str, peer: str) -> None:
         # The room's lane already carries this peer's signals ahead of this.
-        await self._eval("leave", room, [_channel(room), peer])
+        await self._eval("leave", room, self._args.leave(room, peer))
 
     async def away(self, room: str, peer: str) -> None:
-        await self._eval("away", room, [peer, self._grace_ms])
+        await self._eval("away", room, self._args.away(peer))
 
     async def publish(self, room: str, envelope: str) -> None:
         if not self._shard_up(room):
@@ -648,7 +605,7 @@ class RedisClusterBus:
         lane = self._lane(target)
         if lane.backlog >= MAX_BACKLOG:
             raise BusUnavailable("the room's shard is not keeping up")
-        args = ("SPUBLISH", _channel(room).encode(), message)
+        args = ("SPUBLISH", scripts.channel(room).encode(), message)
         lane.submit(args).add_done_callback(lambda fut: self._published(fut, args, 0))
 
     def _published(self, fut: asyncio.Future[Any], args: tuple[Any, ...], tries: int) -> None:
@@ -678,10 +635,7 @@ class RedisClusterBus:
         for start in range(0, len(items), HEARTBEAT_BATCH):
             calls = []
             for room, peers in items[start : start + HEARTBEAT_BATCH]:
-                args: list[str | int] = [_channel(room), self._live_ms, self._ttl_ms]
-                args.append("1" if upsert else "0")
-                for peer, info in peers.items():
-                    args += [peer, info]
+                args = self._args.heartbeat(room, peers, upsert)
                 calls.append(self._eval("heartbeat", room, args))
             results = await asyncio.gather(*calls, return_exceptions=True)
             for result in results:
@@ -693,5 +647,5 @@ class RedisClusterBus:
                     )
 
     async def members(self, room: str) -> dict[str, str | None]:
-        flat = await self._eval("members", room, [_channel(room)])
-        return {p: info_name(i) for p, i in _pairs(flat).items()}
+        flat = await self._eval("members", room, self._args.members(room))
+        return scripts.members_result(flat)

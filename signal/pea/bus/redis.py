@@ -1,9 +1,8 @@
 """The Redis bus: membership in Redis, one pub/sub channel per room.
 
-Keys of a room share the hash tag `{room}` (`pea:{room}:m` member infos,
-`pea:{room}:d` deadlines, channel `pea:{room}`), so a move to Redis Cluster's
-sharded pub/sub keeps every room on one shard. All membership changes are Lua
-scripts using Redis's own clock: atomic across nodes, immune to node clock skew.
+All membership changes are the Lua scripts of bus.scripts, whose keys and
+channel of a room share a hash tag, so a move to Redis Cluster's sharded pub/sub
+keeps every room on one shard.
 
 Connections per node are constant: one pub/sub connection (subscribed to every
 room with a local peer), one publishing connection fed by a queue that pipelines
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.resources
 import logging
 import random
 import time
@@ -28,18 +26,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from pea.bus import BusUnavailable, Deliver, JoinResult, OnReconnect, info_name
+from pea.bus import BusUnavailable, Deliver, JoinResult, OnReconnect, scripts
+from pea.bus.liveness import PingWatch
 from pea.errors import Errors
 from pea.tasks import Supervisor
 
 log = logging.getLogger("pea.bus")
-
-
-def _script(name: str, with_lib: bool = True) -> str:
-    """A Lua script of bus/lua/ (package data), with the shared functions before it."""
-    files = importlib.resources.files("pea.bus") / "lua"
-    body = (files / f"{name}.lua").read_text(encoding="utf-8")
-    return (files / "lib.lua").read_text(encoding="utf-8") + body if with_lib else body
 
 
 _REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
@@ -54,22 +46,6 @@ def _unavailable_on_error() -> Iterator[None]:
         yield
     except _REDIS_ERRORS as exc:
         raise BusUnavailable(str(exc)) from None
-
-
-def _keys(room: str) -> list[str]:
-    return [f"pea:{{{room}}}:m", f"pea:{{{room}}}:d"]
-
-
-def _channel(room: str) -> str:
-    return f"pea:{{{room}}}"
-
-
-def _room_of(channel: str) -> str:
-    return channel[5:-1]
-
-
-def _pairs(flat: list[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 class _Publisher:
@@ -145,9 +121,7 @@ class RedisBus:
         **connection_kwargs: Any,
     ) -> None:
         self.node_id = node_id
-        self._live_ms = int((lease + grace) * 1000)
-        self._grace_ms = int(grace * 1000)
-        self._ttl_ms = self._live_ms * 2 + 10_000
+        self._args = scripts.MembershipArgs.of(node_id, lease, grace)
         self._ping_interval = ping_interval
         self._dead_after = dead_after
         common: dict[str, Any] = {
@@ -186,11 +160,11 @@ class RedisBus:
             client_name=f"pea-{node_id}-subscribe",
             **common,
         )
-        self._join = self._commands.register_script(_script("join"))
-        self._leave = self._commands.register_script(_script("leave", with_lib=False))
-        self._away = self._commands.register_script(_script("away"))
-        self._heartbeat = self._commands.register_script(_script("heartbeat"))
-        self._members = self._commands.register_script(_script("members"))
+        self._join = self._commands.register_script(scripts.script("join"))
+        self._leave = self._commands.register_script(scripts.script("leave"))
+        self._away = self._commands.register_script(scripts.script("away"))
+        self._heartbeat = self._commands.register_script(scripts.script("heartbeat"))
+        self._members = self._commands.register_script(scripts.script("members"))
         self._publisher = _Publisher(self._publish_client)
         self._rooms: set[str] = set()
         self._pending: dict[str, deque[asyncio.Future[None]]] = {}
@@ -268,7 +242,7 @@ class RedisBus:
 
     async def _connect(self, pubsub: Any) -> None:
         control = f"pea:node:{self.node_id}"
-        channels = [control, *(_channel(r) for r in self._rooms)]
+        channels = [control, *(scripts.channel(r) for r in self._rooms)]
         # In batches, each waited for: a node with thousands of rooms must not
         # send one huge command, nor give up on a slow Redis that is progressing.
         for start in range(0, len(channels), SUBSCRIBE_BATCH):
@@ -282,7 +256,7 @@ class RedisBus:
                 if msg["type"] == "subscribe":
                     remaining -= 1
                 elif msg["type"] == "message" and self._deliver is not None:
-                    self._deliver(_room_of(msg["channel"]), msg["data"])
+                    self._deliver(scripts.room_of(msg["channel"]), msg["data"])
         self._pubsub = pubsub
         self._healthy = True
         was_first = not self._first_connect.is_set()
@@ -298,20 +272,16 @@ class RedisBus:
     async def _listen(self, pubsub: Any) -> None:
         assert self._deliver is not None
         deliver = self._deliver
-        # Health is judged by the age of an unanswered ping, not by time since the
-        # last byte: a node whose event loop was busy for a while sent no ping
-        # meanwhile, and that must not look like a dead Redis.
-        unanswered_since: float | None = None
-        last_ping = time.monotonic()
+        watch = PingWatch(self._ping_interval, self._dead_after)
         while True:
             msg = await pubsub.get_message(timeout=self._ping_interval / 2)
             now = time.monotonic()
             if msg is not None:
-                unanswered_since = None
+                watch.heard()
                 kind = msg["type"]
                 if kind == "message":
                     try:
-                        deliver(_room_of(msg["channel"]), msg["data"])
+                        deliver(scripts.room_of(msg["channel"]), msg["data"])
                     except Exception:
                         log.exception("delivering a bus message failed")
                 elif kind == "subscribe":
@@ -320,13 +290,9 @@ class RedisBus:
                         fut = waiting.popleft()
                         if not fut.done():
                             fut.set_result(None)
-            if now - last_ping >= self._ping_interval:
-                last_ping = now
-                if unanswered_since is None:
-                    unanswered_since = now
+            if watch.ping_due(now):
                 await pubsub.ping()
-            if unanswered_since is not None and now - unanswered_since > self._dead_after:
-                raise TimeoutError(f"Redis did not answer a ping for {self._dead_after:.0f} s")
+            watch.check(now)
 
     async def _drop(self, pubsub: Any) -> None:
         self._healthy = False
@@ -345,7 +311,7 @@ class RedisBus:
         pubsub = self._pubsub
         if not self._healthy or pubsub is None:
             raise BusUnavailable("bus not connected")
-        channel = _channel(room)
+        channel = scripts.channel(room)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(channel, deque()).append(fut)
         self._rooms.add(room)
@@ -361,7 +327,7 @@ class RedisBus:
         pubsub = self._pubsub
         if pubsub is not None and self._healthy:
             with contextlib.suppress(*_REDIS_ERRORS):
-                await pubsub.unsubscribe(_channel(room))
+                await pubsub.unsubscribe(scripts.channel(room))
 
     # -- membership -------------------------------------------------------
 
@@ -374,31 +340,19 @@ class RedisBus:
         resume_peer: str | None,
         joined_frame: str,
     ) -> JoinResult:
-        args: list[str | int] = [
-            _channel(room),
-            peer,
-            info,
-            limit,
-            self._live_ms,
-            resume_peer or "",
-            joined_frame,
-            self._ttl_ms,
-            self.node_id,
-        ]
+        args = self._args.join(room, peer, info, limit, resume_peer, joined_frame)
         with _unavailable_on_error():
-            status, who, flat = await self._join(keys=_keys(room), args=args)
-        others = {p: info_name(i) for p, i in _pairs(flat).items() if p != who}
-        return JoinResult(status, who, others)
+            return scripts.join_result(await self._join(keys=scripts.keys(room), args=args))
 
     async def leave(self, room: str, peer: str) -> None:
         with _unavailable_on_error():
             # Signals this peer sent before leaving go out before its `left`.
             await self._publisher.barrier()
-            await self._leave(keys=_keys(room), args=[_channel(room), peer])
+            await self._leave(keys=scripts.keys(room), args=self._args.leave(room, peer))
 
     async def away(self, room: str, peer: str) -> None:
         with _unavailable_on_error():
-            await self._away(keys=_keys(room), args=[peer, self._grace_ms])
+            await self._away(keys=scripts.keys(room), args=self._args.away(peer))
 
     async def publish(self, room: str, envelope: str) -> None:
         if not self._healthy:
@@ -409,7 +363,7 @@ class RedisBus:
             message = envelope.encode()
         except UnicodeEncodeError:
             raise Errors.NOT_UNICODE.error() from None
-        await self._publisher.put(_channel(room).encode(), message)
+        await self._publisher.put(scripts.channel(room).encode(), message)
 
     async def heartbeat(self, rooms: dict[str, dict[str, str]], upsert: bool = False) -> None:
         items = list(rooms.items())
@@ -417,14 +371,11 @@ class RedisBus:
             for start in range(0, len(items), HEARTBEAT_BATCH):
                 async with self._commands.pipeline(transaction=False) as pipe:
                     for room, peers in items[start : start + HEARTBEAT_BATCH]:
-                        args: list[str | int] = [_channel(room), self._live_ms, self._ttl_ms]
-                        args.append("1" if upsert else "0")
-                        for peer, info in peers.items():
-                            args += [peer, info]
-                        await self._heartbeat(keys=_keys(room), args=args, client=pipe)
+                        args = self._args.heartbeat(room, peers, upsert)
+                        await self._heartbeat(keys=scripts.keys(room), args=args, client=pipe)
                     await pipe.execute()
 
     async def members(self, room: str) -> dict[str, str | None]:
         with _unavailable_on_error():
-            flat = await self._members(keys=_keys(room), args=[_channel(room)])
-        return {p: info_name(i) for p, i in _pairs(flat).items()}
+            flat = await self._members(keys=scripts.keys(room), args=self._args.members(room))
+        return scripts.members_result(flat)

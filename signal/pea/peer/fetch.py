@@ -174,7 +174,7 @@ class Fetcher:
             async def send(kind: str, payload: str) -> None:
                 await self._send(sender, kind, payload)
 
-            self.link = PeerLink(sender, "answerer", self.servers, send)
+            self.link = PeerLink(sender, "answerer", self.servers, send, report=self.sig.outcome)
             try:
                 await self.link.handle("offer", opened.payload)
             except Exception as e:

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import aioice.ice
@@ -37,6 +37,9 @@ PING_EVERY = 2.0
 SILENCE = 8.0  # nothing heard this long: the connection is lost
 
 Send = Callable[[str, str], Awaitable[None]]
+Report = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
+CANDIDATE_TYPES = ("host", "srflx", "prflx", "relay")
+_RANK = {"host": 1, "prflx": 2, "srflx": 3, "relay": 4}  # "best" in an outcome: relay first
 
 _original_host_addresses = aioice.ice.get_host_addresses
 
@@ -92,6 +95,12 @@ def chunk_size(remote_sdp: str) -> int:
     return max(16384, min(mms, 256 << 10))
 
 
+def best(types: Any) -> str:
+    """relay > srflx > prflx > host; "none" when there is no candidate of a known type."""
+    known = [t for t in types if t in _RANK]
+    return max(known, key=_RANK.__getitem__) if known else "none"
+
+
 class LinkFailed(Exception):
     """Why a connection ended: "timeout", "ice-failed", "lost", "closed"."""
 
@@ -108,8 +117,12 @@ class PeerLink:
         servers: list[RTCIceServer],
         send: Send,
         on_channel: Callable[[RTCDataChannel], None] | None = None,
+        report: Report | None = None,
     ) -> None:
         self.remote = remote
+        self.report = report
+        self.reported = False
+        self._reporting: asyncio.Task[None] | None = None
         self.role = role
         self.send = send
         self.on_channel = on_channel
@@ -146,7 +159,45 @@ class PeerLink:
         self.reason = reason
         self.ended.set()
         log.info("connection with %s ended: %s", self.remote, reason)
+        if reason in ("ice-failed", "timeout"):
+            local, remote = self._gathered()
+            self._tell({"result": "failed", "local": local, "remote": remote, "reason": reason})
         asyncio.get_running_loop().create_task(self.close())
+
+    # -- the outcome, for the node's metrics (docs/protocol.md, Outcomes) -------------------
+
+    def _tell(self, outcome: dict[str, Any]) -> None:
+        """Once per connection attempt, when it connects or fails, as the web client does."""
+        if self.reported or self.report is None:
+            return
+        self.reported = True
+        # Not among the tasks close() cancels: a failure closes the link at once, and the
+        # report must still go out.
+        self._reporting = asyncio.get_running_loop().create_task(self.report(outcome))
+
+    def _ice(self) -> Any:
+        """aiortc's ICE transport of this connection (one, for the data channels), if any."""
+        sctp = self.pc.sctp
+        return sctp.transport.transport if sctp is not None else None
+
+    def path(self) -> tuple[str, str] | None:
+        """The candidate types (local, remote) of the pair in use, if aioice knows it."""
+        try:
+            pair = next(iter(self._ice()._connection._nominated.values()))
+            local, remote = pair.local_candidate.type, pair.remote_candidate.type
+        except Exception:  # not connected, or aioice's internals moved: no report
+            return None
+        return (local, remote) if local in CANDIDATE_TYPES and remote in CANDIDATE_TYPES else None
+
+    def _gathered(self) -> tuple[str, str]:
+        """The best candidate type gathered here and received from the other side."""
+        ice = self._ice()
+        if ice is None:
+            return "none", "none"
+        return (
+            best(c.type for c in ice.iceGatherer.getLocalCandidates()),
+            best(c.type for c in ice.getRemoteCandidates()),
+        )
 
     async def close(self) -> None:
         if not self.ended.is_set():
@@ -199,6 +250,9 @@ class PeerLink:
             return
         self.heard = loop.time()
         self.connected.set()
+        found = self.path()
+        if found is not None:
+            self._tell({"result": "connected", "local": found[0], "remote": found[1]})
         self._tasks.append(asyncio.create_task(self._heartbeat(control)))
         try:
             while True:

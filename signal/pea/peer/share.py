@@ -207,7 +207,7 @@ class Sharer:
         if old is None:
             self.count += 1
         number = old.number if old is not None else self.count
-        link = PeerLink(peer, "offerer", self.servers, send)
+        link = PeerLink(peer, "offerer", self.servers, send, report=self.sig.outcome)
         r = Receiver(peer, number, link)
         if old is not None:
             r.verified = old.verified

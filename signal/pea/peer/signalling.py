@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -169,6 +170,23 @@ class Signalling:
             return
         with contextlib.suppress(ConnectionClosed):
             await ws.send(json.dumps({"type": "signal", "to": to, "data": data}))
+
+    @property
+    def takes_outcome(self) -> bool:
+        """Did the node announce protocol 1.1 or a later 1.x? (A 1.0 node would answer an
+        `outcome` with bad-message.)"""
+        v = self.config.get("protocol")
+        m = re.fullmatch(r"1\.(\d+)", v) if isinstance(v, str) else None
+        return m is not None and int(m[1]) >= 1
+
+    async def outcome(self, report: dict[str, Any]) -> None:
+        """How one direct connection ended, for the node's metrics: sent now or never (a
+        report is not queued across a reconnection), like the web client's."""
+        ws = self.ws
+        if ws is None or not self.takes_outcome:
+            return
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(json.dumps({"type": "outcome", **report}))
 
     async def close(self) -> None:
         self._leaving = True

@@ -21,8 +21,13 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.test_rolling_restart import Peer, all_settled, chatter, signal_round
 from tests.support.procs import http_status, metric, wait_for, wait_for_async
+from tests.support.rolling import (
+    assert_nobody_noticed,
+    join_pairs,
+    make_pairs,
+    restart_while_chatting,
+)
 
 URL = os.environ.get("PEA_STACK_URL", "")
 COMPOSE = json.loads(os.environ.get("PEA_STACK_COMPOSE", "[]"))
@@ -119,63 +124,33 @@ def test_browser_transfer_through_nginx_between_two_nodes(pages: Any, tmp_path: 
 # -- a rolling restart under load ----------------------------------------------------------
 
 
+async def restart(node: str) -> float:
+    """`docker compose restart` (SIGTERM: it drains), until ready behind nginx: its seconds."""
+    started = time.monotonic()
+    await asyncio.to_thread(compose, "restart", "--timeout", "20", node)
+    restarted = time.monotonic() - started
+    address = await asyncio.to_thread(node_address, node)
+    ready = partial(http_status, f"http://{address}:8080/readyz")
+    await wait_for_async(lambda: ready() == 200, 60, f"{node} ready")
+    # As deploy/compose.yaml says: nginx looks the node's address up again.
+    await asyncio.to_thread(compose, "exec", "-T", "nginx", "nginx", "-s", "reload")
+    return restarted
+
+
 async def test_rolling_restart_of_every_node_is_invisible() -> None:
     """`docker compose restart` of each node in turn (SIGTERM: it drains), while peers
     signal through nginx: nobody sees another leave, ids and rooms survive."""
-    ws_url = URL.replace("http://", "ws://") + "/ws"
-    peers: list[Peer] = []
-    for r in range(ROOMS):
-        from tests.support.client import new_room
-
-        room = new_room()
-        a, b = Peer(2 * r, room, ws_url), Peer(2 * r + 1, room, ws_url)
-        a.partner, b.partner = b, a
-        peers += [a, b]
-    firsts, seconds = peers[0::2], peers[1::2]
+    peers = make_pairs(URL.replace("http://", "ws://") + "/ws", ROOMS)
     try:
-        for group in (firsts, seconds):
-            for p in group:
-                p.task = asyncio.create_task(p.run())
-            await all_settled(group, 60, "initial join")
-        deadline = time.monotonic() + 15
-        while not all(p.kinds_seen("peer-joined") for p in firsts):
-            assert time.monotonic() < deadline, "first peers did not see their partner join"
-            await asyncio.sleep(0.05)
-        original = {p.index: p.peer_id for p in peers}
-        setup_done = time.monotonic()
-        await signal_round(peers, 0)
-
+        pairs = await join_pairs(peers)
         timings = []
         for i, node in enumerate(NODES):
             on_node = await asyncio.to_thread(peers_on, node)
-            assert on_node > 0, f"{node} holds no peers: the test would prove nothing"
-            before = sum(p.reconnects for p in peers)
-            started = time.monotonic()
-            stop_chatter = asyncio.Event()
-            chatting = asyncio.create_task(chatter(peers, 100 + i, stop_chatter))
-            await asyncio.to_thread(compose, "restart", "--timeout", "20", node)
-            restarted = time.monotonic() - started
-            address = await asyncio.to_thread(node_address, node)
-            ready = partial(http_status, f"http://{address}:8080/readyz")
-            await wait_for_async(lambda: ready() == 200, 60, f"{node} ready")  # noqa: B023
-            # As deploy/compose.yaml says: nginx looks the node's address up again.
-            await asyncio.to_thread(compose, "exec", "-T", "nginx", "nginx", "-s", "reload")
-            await all_settled(peers, SETTLE_TIMEOUT, f"after restarting {node}")
-            stop_chatter.set()
-            await chatting
-            moved = sum(p.reconnects for p in peers) - before
-            assert moved >= on_node, f"{node} had {on_node} peers, {moved} reconnected"
-            await signal_round(peers, i + 1)
+            moved, restarted = await restart_while_chatting(
+                peers, i, partial(restart, node), on_node, node, SETTLE_TIMEOUT
+            )
             timings.append((node, on_node, moved, round(restarted, 1)))
-
-        for p in peers:
-            assert not p.kinds_seen("peer-left"), (p.index, p.kinds_seen("peer-left"))
-            assert not p.kinds_seen("peer-joined", since=setup_done), p.index
-            assert {w["peer"] for w in p.welcomes} == {original[p.index]}, p.index
-            assert p.errors == [], (p.index, p.errors)
-            assert p.reconnects >= 1, f"peer {p.index} was never moved"
-            seqs = [s for _, s in p.received]
-            assert seqs == sorted(set(seqs)), f"peer {p.index}: signals out of order {seqs}"
+        assert_nobody_noticed(pairs)
         print("\nrolling restart (node, peers on it, reconnects, restart s):", timings)
     except BaseException:
         print(compose("logs", "--tail", "40", timeout=60)[-8000:])

@@ -35,9 +35,17 @@ const PIECE_BLOCKS = 2;
  * @typedef {{ch: RTCDataChannel | null, from: number, meta: boolean, next: number, left: number, hash: string}} Attempt
  */
 
+/**
+ * Where a download continues from bytes already saved (a file on disk after a reload):
+ * `verified` bytes, block aligned, checked against `hashes` (hex, one per block, as the
+ * sharer announced them), `whole` the file's SHA-256 state over them, `sha256` the hash the
+ * sharer announced for the file then (a sharer announcing another one gets nothing).
+ * @typedef {{verified: number, whole: import("hash-wasm").IHasher, hashes: string[], sha256: string}} SavedPrefix
+ */
+
 export class Download extends EventTarget {
-  /** @param {WantedFile} file */
-  constructor(file) {
+  /** @param {WantedFile} file @param {SavedPrefix | null} [saved] */
+  constructor(file, saved = null) {
     super();
     this.file = file;
     this.size = file.size;
@@ -61,6 +69,8 @@ export class Download extends EventTarget {
     this.checks = Promise.resolve();
     this.checking = 0;
     this.checkingBytes = 0;
+    /** @type {string[]} the announced hash (hex) of every verified block, by index: a saved prefix is checked against them */
+    this.hashes = [];
     /** @type {Map<number, number>} block index → times it failed its check */
     this.refetches = new Map();
     /** The whole-file SHA-256 the first `meta` announced: every later `meta` must repeat it. */
@@ -90,6 +100,15 @@ export class Download extends EventTarget {
       this.whole = w;
       this.part = p;
     });
+    if (saved) {
+      // Bytes already written and checked: the sharer sends from there, acks count from there.
+      this.verified = this.consumed = this.lastAck = saved.verified;
+      this.hashes = saved.hashes.slice(0, saved.verified / BLOCK);
+      this.sha256 = saved.sha256;
+      this.ready = this.ready.then(() => {
+        this.whole = saved.whole;
+      });
+    }
     this.stream = new ReadableStream({ pull: (c) => this.pull(c), cancel: () => this.cancel() }, { highWaterMark: 1 });
   }
 
@@ -303,15 +322,16 @@ export class Download extends EventTarget {
       } catch {}
       this.checking--;
       this.checkingBytes -= block.byteLength;
-      this.checkBlock(a, at, block, got === hash);
+      this.checkBlock(a, at, block, got === hash, hash);
     });
   }
 
   /**
    * Take a checked block if it is the next one, or fetch it again when it failed.
    * @param {Attempt} a @param {number} at @param {Uint8Array} block @param {boolean} ok
+   * @param {string} hash the block's announced hash (hex), kept for a reload's check
    */
-  checkBlock(a, at, block, ok) {
+  checkBlock(a, at, block, ok, hash) {
     // A block after one that failed belongs to a channel already given up: it comes again.
     if (this.error || at !== this.verified) return;
     if (!ok) {
@@ -327,6 +347,7 @@ export class Download extends EventTarget {
       this.attach(/** @type {RTCPeerConnection} */ (this.pc));
       return;
     }
+    this.hashes[at / BLOCK] = hash;
     /** @type {NonNullable<typeof this.whole>} */ (this.whole).update(block);
     this.queue.push(block);
     this.queued += block.byteLength;

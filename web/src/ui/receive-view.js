@@ -6,6 +6,7 @@ import { shareableCopy } from "../download.js";
 import { CONNECT_TIMEOUT_MS } from "../peer.js";
 import { RESUME_MS } from "../receiver.js";
 import { visible } from "../names.js";
+import { chooseFrom } from "../save-file.js";
 import { StayAwake } from "../wake.js";
 import { banner, h, setText, syncList, wakeWarning } from "./dom.js";
 import { formatBytes, progressText } from "./format.js";
@@ -116,7 +117,8 @@ export function receiveView({ receiver, path, awake = new StayAwake() }) {
     sleepy.box,
     memoryBox,
     h("div", { class: "actions" }, all, allBar, allState),
-    h("p", { class: "muted", "data-testid": "reload-note" }, msg("receive.reload-note")),
+    // Said before any download: whether a reload of this page loses them (browsers that cannot write to a chosen file).
+    h("p", { class: "muted", "data-testid": "reload-note" }, receiver.toFile ? msg("receive.reload-note.file", { size: formatBytes(chooseFrom()) }) : msg("receive.reload-note")),
     empty,
     list,
     notesHead,
@@ -174,6 +176,7 @@ export function receiveView({ receiver, path, awake = new StayAwake() }) {
           h("span", { class: "name", dir: "auto" }),
           h("span", { class: "path", dir: "auto" }),
           h("span", { class: "meta" }),
+          h("button", { type: "button", class: "button primary", "data-testid": "continue", hidden: true, onclick: () => receiver.continueDownload(f.id) }, msg("receive.continue")),
           h("button", { type: "button", class: "button", "data-testid": "download", onclick: () => receiver.download(f.id) }, msg("receive.download")),
           h("button", { type: "button", class: "button", "data-testid": "share-file", hidden: true, onclick: () => passOn(f.name) }, msg("receive.share-file")),
           h("span", { class: "hidden-chars", "data-testid": "hidden-chars", role: "note", hidden: true }, msg("receive.hidden-chars")),
@@ -198,6 +201,11 @@ export function receiveView({ receiver, path, awake = new StayAwake() }) {
         btn.setAttribute("aria-label", t("receive.download-name", { name: name.text }));
         const d = receiver.downloads.get(f.id);
         const busy = d && !d.done && !d.error;
+        const saved = receiver.resumable.get(f.id);
+        const more = row.querySelector("[data-testid=continue]");
+        more.hidden = !saved || !!busy;
+        more.disabled = !receiver.connected;
+        more.setAttribute("aria-label", t("receive.continue-name", { name: name.text }));
         // Busy is aria-disabled, not disabled: disabling the focused button would drop keyboard focus.
         btn.disabled = !receiver.connected;
         btn.setAttribute("aria-disabled", busy ? "true" : "false");
@@ -208,7 +216,9 @@ export function receiveView({ receiver, path, awake = new StayAwake() }) {
         let detail = "";
         if (d?.error) detail = t("receive.failed", { why: receiveErrorText(d.error) });
         else if (d?.done) detail = t("receive.saved");
+        else if (d?.checking) detail = t("receive.checking");
         else if (d) detail = runningText(d, receiver.connected);
+        else if (saved) detail = t("receive.saved-before", { size: formatBytes(saved.committed) });
         else if (memory && f.size > path.budget) detail = t("receive.too-large", { size: formatBytes(path.budget) });
         setText(row.querySelector(".detail"), detail);
         row.classList.toggle("failed", !!d?.error);

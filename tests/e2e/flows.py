@@ -91,7 +91,11 @@ def _firefox_download(page: Page, name: str) -> Path:
             new = [p for p in set(folder.iterdir()) - before if p.suffix != ".part"]
             for p in new:
                 part = p.with_name(p.name + ".part")
-                if not part.exists() and p.stat().st_size == size:
+                try:
+                    whole = not part.exists() and p.stat().st_size == size
+                except FileNotFoundError:  # a temporary name Firefox renamed meanwhile
+                    continue
+                if whole:
                     # The same name twice in one browser is saved as "name(1)"; the file can
                     # land before Playwright's event does, named as Firefox sanitised it.
                     stem = Path(re.sub(r'[<>:"|?*\\]', "_", name)).stem

@@ -307,7 +307,7 @@ export class Receiver extends EventTarget {
       this.notes.push(...add.notes);
       this.lookForSaved(add.files);
       if (!performance.getEntriesByName("pea:files").length) performance.mark("pea:files");
-      this.resumePaused();
+      this.resumePaused(this.listedNow);
       this.changed();
     };
   }
@@ -376,9 +376,10 @@ export class Receiver extends EventTarget {
    * size and modification time, else the same path, size and time (a sharer that reloaded
    * and added the same files again numbers them anew).
    * @param {{id: string, path?: string, size: number, mtime?: number}} want
+   * @param {Set<string>} [listed] only files listed here (the map may still hold a reloaded sharer's old ones)
    */
-  findFile(want) {
-    const same = (f) => f.path === want.path && f.size === want.size && f.mtime === want.mtime;
+  findFile(want, listed) {
+    const same = (f) => f.path === want.path && f.size === want.size && f.mtime === want.mtime && (!listed || listed.has(f.id));
     const byId = this.files.get(want.id);
     if (byId && same(byId)) return byId;
     for (const f of this.files.values()) if (same(f)) return f;
@@ -390,8 +391,8 @@ export class Receiver extends EventTarget {
     if (!this.connected) return;
     for (const t of this.active) {
       if (!t.paused) continue;
-      const f = this.findFile(t.file);
-      if (!f || (listed && !listed.has(f.id))) continue;
+      const f = this.findFile(t.file, listed);
+      if (!f) continue;
       if (t.key !== undefined && t.key !== f.id) {
         this.downloads.set(f.id, this.downloads.get(t.key));
         this.downloads.delete(t.key);
@@ -405,7 +406,7 @@ export class Receiver extends EventTarget {
   /** Paused downloads whose file the new connection does not list: they cannot resume. */
   unmatched() {
     if (!this.connected) return;
-    for (const t of this.active) if (t.paused && !this.findFile(t.file)) t.abort("no-such-file");
+    for (const t of this.active) if (t.paused && !this.findFile(t.file, this.listedNow)) t.abort("no-such-file");
   }
 
   /**

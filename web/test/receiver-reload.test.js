@@ -1,0 +1,59 @@
+// @ts-check
+// A paused download after the sharer reloaded its page: the receiver still holds the old
+// page's file list, and must continue only with a file the new connection lists (an old
+// entry would send a request the reloaded page refuses, failing the download for good).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { VERSION } from "../src/transfer/protocol.js";
+import { Receiver } from "../src/receiver.js";
+
+const OLD = { id: "f1", name: "again.bin", path: "again.bin", size: 24 << 20, type: "", mtime: 1700000000000 };
+
+function setup() {
+  const room = { id: "room", on() {}, send() {}, checkServer() {} };
+  const r = new Receiver(room);
+  r.files.set(OLD.id, OLD); // listed by the page before its reload
+  /** @type {any[]} */
+  const attached = [];
+  /** @type {string[]} */
+  const aborted = [];
+  const t = { paused: true, file: OLD, key: OLD.id, attach: () => attached.push(t.file), abort: (/** @type {string} */ why) => aborted.push(why) };
+  r.active.add(t);
+  r.downloads.set(OLD.id, { paused: true });
+  r.link = /** @type {any} */ ({ state: "connected", pc: {} });
+  /** @type {any} */
+  const ch = { onmessage: null };
+  r.onControl(ch);
+  const deliver = (/** @type {any} */ m) => ch.onmessage({ data: JSON.stringify(m) });
+  deliver({ t: "hello", v: VERSION, app: "pea-web" });
+  return { r, t, attached, aborted, deliver };
+}
+
+test("a reloaded sharer's empty list leaves the download paused, not asking for the old file", () => {
+  const { r, attached, aborted, deliver } = setup();
+  deliver({ t: "add", files: [], notes: [{ id: "n", text: "hi" }] });
+  assert.deepEqual(attached, []);
+  r.unmatched(); // the wait for the file ran out: the new page does not offer it
+  assert.deepEqual(aborted, ["no-such-file"]);
+  clearTimeout(r.manifestTimer);
+});
+
+test("the same file added again (a new id) continues the paused download under that id", () => {
+  const { r, t, attached, aborted, deliver } = setup();
+  const again = { ...OLD, id: "f7" };
+  deliver({ t: "add", files: [again], notes: [] });
+  assert.equal(attached.length, 1);
+  assert.equal(attached[0].id, "f7");
+  assert.equal(t.key, "f7");
+  assert.ok(r.downloads.has("f7") && !r.downloads.has("f1"));
+  r.unmatched();
+  assert.deepEqual(aborted, []);
+  clearTimeout(r.manifestTimer);
+});
+
+test("another file under the old id is not taken for the paused one", () => {
+  const { attached, r, deliver } = setup();
+  deliver({ t: "add", files: [{ ...OLD, size: OLD.size + 1 }], notes: [] });
+  assert.deepEqual(attached, []);
+  clearTimeout(r.manifestTimer);
+});

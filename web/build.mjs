@@ -27,6 +27,7 @@ const common = {
 };
 await build({ ...common, entryPoints: [join(src, "main.js")], format: "esm", outfile: join(out, "app.js") });
 await build({ ...common, entryPoints: [join(src, "hash-worker.js")], format: "iife", outfile: join(out, "hash-worker.js") });
+await build({ ...common, entryPoints: [join(src, "check-worker.js")], format: "iife", outfile: join(out, "check-worker.js") });
 await build({ ...common, entryPoints: [join(src, "style.css")], outfile: join(out, "style.css") });
 for (const f of ["index.html", "icon.svg", "manifest.webmanifest"]) cpSync(join(src, f), join(out, f));
 

@@ -10,16 +10,17 @@
 // sender's window whatever the file size. `run()` resolves with {size, sha256}
 // once every byte is verified and taken, or rejects with a TransferError (a code).
 //
-// Per byte it costs one copy (messages into their block), one native SHA-256 (the
-// block's check, WebCrypto where the page has it) and one SHA-256 in WebAssembly (the
-// whole file's, which must be incremental: WebCrypto has no incremental digest). A
-// block's check is asynchronous, so complete blocks wait for it in order (`checks`);
-// everything that depends on the verified offset (the `end`, a new channel) waits
-// behind them.
-import { createSHA256 } from "hash-wasm";
+// Per byte the page's thread costs one copy (messages into their block) and, where a
+// worker runs the checks (checker.js), one more (the worker's own copy of the block). The
+// checks are one native SHA-256 (the block's, WebCrypto where there is one) and one in
+// WebAssembly (the whole file's, which must be incremental: WebCrypto has no incremental
+// digest), off the page's thread where it can. A block's check is asynchronous, so
+// complete blocks wait for it in order (`checks`); everything that depends on the
+// verified offset (the `end`, a new channel) waits behind them.
 import { visible } from "../names.js";
 import { deferred } from "../util.js";
-import { BLOCK, MAX_REFETCH, blockCount, blockDigest, blockLength, getMessage, isHash, metaFits } from "./blocks.js";
+import { BLOCK, MAX_REFETCH, blockCount, blockLength, getMessage, isHash, metaFits } from "./blocks.js";
+import { openChecker } from "./checker.js";
 import { ACK_EVERY, GET_LABEL, TransferError, parse } from "./protocol.js";
 
 // Two consecutive blocks are received into one buffer, handed to the download whole once
@@ -56,7 +57,7 @@ export class Download extends EventTarget {
     this.queued = 0;
     this.consumed = 0;
     this.lastAck = 0;
-    /** Bytes [0, verified) are checked block by block and hashed into `whole`. */
+    /** Bytes [0, verified) are checked block by block and hashed into the file's SHA-256 (`checker`). */
     this.verified = 0;
     /** @type {Uint8Array} the block being received, kept apart until it is checked */
     this.partial = new Uint8Array(0);
@@ -87,28 +88,25 @@ export class Download extends EventTarget {
     this.key = undefined;
     /** @type {(() => void) | null} */
     this.wakeup = null;
-    /** @type {import("hash-wasm").IHasher | null} */
-    this.whole = null;
-    /** @type {import("hash-wasm").IHasher | null} a block's hash where WebCrypto is missing */
-    this.part = null;
+    /** @type {import("./checker.js").Checker | null} */
+    this.checker = null;
+    /** @type {Promise<string> | null} the file's SHA-256 once asked for */
+    this.wholeDigest = null;
     /** @type {ReturnType<typeof deferred<{size: number, sha256: string}>>} */
     this.settle = deferred();
     this.done = this.settle.promise;
     this.done.catch(() => {}); // callers that only read the stream still see the error there
-    this.ready = Promise.all([createSHA256(), createSHA256()]).then(([w, p]) => {
-      w.init();
-      this.whole = w;
-      this.part = p;
-    });
     if (saved) {
       // Bytes already written and checked: the sharer sends from there, acks count from there.
       this.verified = this.consumed = this.lastAck = saved.verified;
       this.hashes = saved.hashes.slice(0, saved.verified / BLOCK);
       this.sha256 = saved.sha256;
-      this.ready = this.ready.then(() => {
-        this.whole = saved.whole;
-      });
     }
+    this.ready = openChecker(this.verified, saved ? saved.whole.save() : null).then((c) => {
+      this.checker = c;
+      // Ended before its checks could start: nothing to keep.
+      if (this.error || this.finished) c.close();
+    });
     this.stream = new ReadableStream({ pull: (c) => this.pull(c), cancel: () => this.cancel() }, { highWaterMark: 1 });
   }
 
@@ -216,6 +214,7 @@ export class Download extends EventTarget {
   fail(code, info = {}) {
     if (this.error || this.finished) return;
     this.error = new TransferError(code, { name: this.name, ...info });
+    this.checker?.close();
     this.settle.reject(this.error);
     this.wake();
     const a = this.attempt;
@@ -260,7 +259,7 @@ export class Download extends EventTarget {
     } else if (m.t === "end") {
       if (!a.meta || a.left !== 0) return this.fail("protocol");
       this.checks = this.checks.then(() => {
-        if (this.attempt === a && !this.error) this.onEnd(a, m);
+        if (this.attempt === a && !this.error) return this.onEnd(a, m);
       });
     } else if (m.t === "error") {
       const code = typeof m.code === "string" ? m.code.slice(0, 40) : "";
@@ -272,13 +271,21 @@ export class Download extends EventTarget {
   }
 
   /** The sharer's `end`, once every block before it is checked. @param {Attempt} a @param {any} m */
-  onEnd(a, m) {
+  async onEnd(a, m) {
     const size = this.size;
     if (this.verified !== size || m.size !== size) {
       this.sendOn(a, { t: "bad", sha256: "" });
       return this.fail("short", { received: this.verified, size });
     }
-    const sha256 = /** @type {NonNullable<typeof this.whole>} */ (this.whole).digest("hex");
+    let sha256 = "";
+    try {
+      // Once: a digest finishes the hash, and a new channel may bring the `end` again.
+      this.wholeDigest ??= /** @type {import("./checker.js").Checker} */ (this.checker).digest();
+      sha256 = await this.wholeDigest;
+    } catch {
+      return this.fail("check-stopped");
+    }
+    if (this.error) return;
     if (sha256 !== this.sha256 || m.sha256 !== sha256) {
       this.sendOn(a, { t: "bad", sha256 });
       return this.fail("mismatch");
@@ -311,18 +318,23 @@ export class Download extends EventTarget {
     const hash = a.hash;
     this.partial = new Uint8Array(0);
     this.partialLength = 0;
-    const digest = blockDigest(block, this.part);
-    digest.catch(() => {}); // read in order below
+    const verdict = /** @type {import("./checker.js").Checker} */ (this.checker).check(block, at, hash);
+    verdict.catch(() => {}); // read in order below
     this.checking++;
     this.checkingBytes += block.byteLength;
     this.checks = this.checks.then(async () => {
-      let got = "";
+      let ok = false;
       try {
-        got = await digest;
-      } catch {}
+        ok = await verdict;
+      } catch {
+        // The checks' worker died: what it did not answer cannot be taken, nor the file's hash finished.
+        this.checking--;
+        this.checkingBytes -= block.byteLength;
+        return this.fail("check-stopped");
+      }
       this.checking--;
       this.checkingBytes -= block.byteLength;
-      this.checkBlock(a, at, block, got === hash, hash);
+      this.checkBlock(a, at, block, ok, hash);
     });
   }
 
@@ -348,7 +360,6 @@ export class Download extends EventTarget {
       return;
     }
     this.hashes[at / BLOCK] = hash;
-    /** @type {NonNullable<typeof this.whole>} */ (this.whole).update(block);
     this.queue.push(block);
     this.queued += block.byteLength;
     this.verified += block.byteLength;
@@ -379,6 +390,7 @@ export class Download extends EventTarget {
       return;
     }
     this.finished = true;
+    this.checker?.close();
     controller.close();
     const a = this.attempt;
     if (a) {

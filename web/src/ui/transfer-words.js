@@ -15,6 +15,7 @@ const RECEIVING = {
   "too-long": ({ name }) => t("receiving.too-long", { name }),
   short: ({ name, received, size }) => t("receiving.short", { name, received, size }),
   mismatch: ({ name }) => t("receiving.mismatch", { name }),
+  "check-stopped": ({ name }) => t("receiving.check-stopped", { name }),
   cancelled: ({ name }) => t("receiving.cancelled", { name }),
   "zip-cancelled": () => t("receiving.zip-cancelled"),
   "no-such-file": () => t("receiving.no-such-file"),

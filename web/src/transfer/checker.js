@@ -1,0 +1,125 @@
+// @ts-check
+// Where a download's checks run (block-check.js): in one worker shared by every download
+// of the page (check-worker.js), or in the page itself where no worker starts (a browser
+// without workers, Node's tests). A worker that dies is noticed: every check it owed
+// fails, and the downloads behind them stop saying so; later downloads check in the page.
+import { BlockCheck } from "./block-check.js";
+
+const START_MS = 5000; // a worker that has not said it is ready by then is not used
+const SPARES = 8; // block buffers the worker handed back, kept for the next copies
+
+/**
+ * @typedef {object} Checker
+ * @property {(block: Uint8Array, at: number, hash: string) => Promise<boolean>} check
+ *   the block's verdict (the block may be handed over: do not change it afterwards)
+ * @property {() => Promise<string>} digest the file's SHA-256 (hex) over the blocks taken
+ * @property {() => void} close
+ */
+
+/** @type {Promise<Worker | null> | null} */
+let started = null;
+/** @type {Worker | null} */
+let worker = null;
+let sessions = 0;
+let open = 0;
+/** @type {ArrayBuffer[]} copies are made into these (a new buffer costs its page faults on every block) */
+let spares = [];
+let requests = 0;
+/** @type {Map<number, {resolve: (v: any) => void, reject: (e: Error) => void}>} */
+const pending = new Map();
+
+function startWorker() {
+  if (started) return started;
+  started = new Promise((resolve) => {
+    if (typeof Worker !== "function" || typeof location === "undefined") return resolve(null);
+    let w;
+    try {
+      w = new Worker("/check-worker.js");
+    } catch {
+      return resolve(null);
+    }
+    const timer = setTimeout(() => fallBack(), START_MS);
+    const fallBack = () => {
+      clearTimeout(timer);
+      w.terminate();
+      resolve(null);
+    };
+    w.onerror = fallBack;
+    w.onmessage = (e) => {
+      if (!e.data?.ready) return;
+      clearTimeout(timer);
+      worker = w;
+      w.onmessage = (ev) => settle(ev.data);
+      // From now on an error is the worker dying: what it owed fails, the next downloads check here.
+      w.onerror = w.onmessageerror = () => died(w);
+      resolve(w);
+    };
+  });
+  return started;
+}
+
+/** @param {any} m */
+function settle(m) {
+  const p = pending.get(m?.n);
+  if (!p) return;
+  pending.delete(m.n);
+  if (m.spare instanceof ArrayBuffer && spares.length < SPARES && open > 0) spares.push(m.spare);
+  if ("error" in m) p.reject(new Error(String(m.error)));
+  else p.resolve(m.value);
+}
+
+/** @param {Worker} w */
+function died(w) {
+  if (worker !== w) return;
+  worker = null;
+  started = Promise.resolve(null);
+  w.terminate();
+  for (const p of pending.values()) p.reject(new Error("the check worker stopped"));
+  pending.clear();
+}
+
+/** @param {Worker} w @param {object} m @param {Transferable[]} [transfer] */
+function ask(w, m, transfer = []) {
+  if (worker !== w) return Promise.reject(new Error("the check worker stopped"));
+  const n = ++requests;
+  return new Promise((resolve, reject) => {
+    pending.set(n, { resolve, reject });
+    w.postMessage({ ...m, n }, transfer);
+  });
+}
+
+/**
+ * A checker for one download that has `verified` bytes already taken and hashed into `state`.
+ * @param {number} [verified] @param {Uint8Array | null} [state] hash-wasm's save() of the file's SHA-256 so far
+ * @returns {Promise<Checker>}
+ */
+export async function openChecker(verified = 0, state = null) {
+  const w = await startWorker();
+  if (w) {
+    const id = ++sessions;
+    try {
+      await ask(w, { op: "open", id, verified, state });
+      open++;
+      let closed = false;
+      return {
+        // The worker gets its own copy: the page keeps the block for the download.
+        check: (block, at, hash) => {
+          const i = spares.findIndex((b) => b.byteLength === block.byteLength);
+          const copy = i >= 0 ? new Uint8Array(spares.splice(i, 1)[0]) : new Uint8Array(block.byteLength);
+          copy.set(block);
+          return ask(w, { op: "check", id, block: copy.buffer, at, hash }, [copy.buffer]);
+        },
+        digest: () => ask(w, { op: "digest", id }),
+        close: () => {
+          if (closed) return;
+          closed = true;
+          // No download left: the spare buffers go too.
+          if (--open === 0) spares = [];
+          if (worker === w) w.postMessage({ op: "close", id });
+        },
+      };
+    } catch {} // it died while opening: check here
+  }
+  const c = await BlockCheck.create(verified, state);
+  return { check: (block, at, hash) => c.check(block, at, hash), digest: () => c.digest(), close: () => {} };
+}

@@ -61,7 +61,7 @@ export class Receiver extends EventTarget {
     this.link = null;
     this.sharerLeft = false;
     this.downloads = new Map(); // file id (or "*") → {meter, error, done, resumedAt, paused}
-    /** @type {{why: "lost" | "left", away?: boolean, since: number, deadline: number, timer: ReturnType<typeof setTimeout>, hellos: ReturnType<typeof setInterval>} | null} */
+    /** @type {{why: "lost" | "left", away?: boolean, peer: string | null, since: number, deadline: number, timer: ReturnType<typeof setTimeout>, hellos: ReturnType<typeof setInterval>} | null} */
     this.reconnect = null;
     this.active = new Set(); // running transfers, aborted together if the sharer goes
     // Where the browser lets the page write to a chosen file, downloads go there and can be
@@ -330,6 +330,7 @@ export class Receiver extends EventTarget {
     if (!this.reconnect) {
       this.reconnect = {
         why,
+        peer: this.sharer,
         since: now,
         deadline: now + resumeMs(),
         timer: setTimeout(() => this.giveUp(), resumeMs()),
@@ -363,11 +364,13 @@ export class Receiver extends EventTarget {
   /**
    * A new connection is up: downloads continue once the sharer has listed their files again.
    * A sharer that reloaded its page lists them only when the person has added them again:
-   * they may take until the end of the resume window to appear.
+   * they may take until the end of the resume window to appear. A reloaded page has a new
+   * peer id; the server's word that the old one left may come only after its grace period,
+   * and Firefox may call the closed page's link lost rather than closed.
    */
   reconnected() {
     const r = this.reconnect;
-    this.matchBy = r && (r.why === "left" || r.away) ? r.deadline : 0;
+    this.matchBy = r && (r.why === "left" || r.away || r.peer !== this.sharer) ? r.deadline : 0;
     this.stopReconnecting();
   }
 

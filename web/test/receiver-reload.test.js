@@ -57,3 +57,20 @@ test("another file under the old id is not taken for the paused one", () => {
   assert.deepEqual(attached, []);
   clearTimeout(r.manifestTimer);
 });
+
+test("a connection with a new sharer page (another peer id) waits for the file until the resume deadline, even after a 'lost' link", () => {
+  const room = { id: "room", on() {}, send() {}, checkServer() {} };
+  const r = new Receiver(room);
+  for (const { sharer, wait } of [
+    { sharer: "p-old", wait: false },
+    { sharer: "p-new", wait: true },
+  ]) {
+    r.sharer = "p-old";
+    r.lost("lost");
+    const deadline = /** @type {any} */ (r.reconnect).deadline;
+    r.sharer = sharer; // the offer of the new connection came from this peer
+    r.reconnected();
+    assert.equal(r.matchBy, wait ? deadline : 0, sharer);
+    assert.equal(r.reconnect, null);
+  }
+});

@@ -60,15 +60,15 @@ export function fileBytes(size) {
   return b;
 }
 
-/** Play the sharer on `ch` for a `get` from `from`; `damage(i, block)` may alter block i. */
-export function serve(ch, bytes, from, damage = (_i, b) => b, upTo = Number.POSITIVE_INFINITY) {
+/** Play the sharer on `ch` for a `get` from `from`, in messages of `message` bytes; `damage(i, block)` may alter block i. */
+export function serve(ch, bytes, from, damage = (_i, b) => b, upTo = Number.POSITIVE_INFINITY, message = 256 << 10) {
   const size = bytes.length;
   ch.text({ t: "meta", size, sha256: sha(bytes), block: BLOCK, from });
   for (let i = from / BLOCK; i * BLOCK < size && i < upTo; i++) {
     const block = bytes.subarray(i * BLOCK, Math.min(size, (i + 1) * BLOCK));
     ch.text({ t: "block", i, sha256: sha(block) });
     const sent = damage(i, block);
-    for (let p = 0; p < sent.length; p += 256 << 10) ch.bytes(sent.subarray(p, p + (256 << 10)));
+    for (let p = 0; p < sent.length; p += message) ch.bytes(sent.subarray(p, p + message));
     if (ch.closed) return false;
   }
   if (upTo !== Number.POSITIVE_INFINITY) return false;

@@ -10,8 +10,8 @@ const SPARES = 8; // block buffers the worker handed back, kept for the next cop
 
 /**
  * @typedef {object} Checker
- * @property {(block: Uint8Array, at: number, hash: string) => Promise<boolean>} check
- *   the block's verdict (the block may be handed over: do not change it afterwards)
+ * @property {(parts: Uint8Array[], at: number, hash: string) => Promise<boolean>} check
+ *   the verdict on the block made of `parts` (the messages it came in), at file offset `at`
  * @property {() => Promise<string>} digest the file's SHA-256 (hex) over the blocks taken
  * @property {() => void} close
  */
@@ -103,10 +103,10 @@ export async function openChecker(verified = 0, state = null) {
       let closed = false;
       return {
         // The worker gets its own copy: the page keeps the block for the download.
-        check: (block, at, hash) => {
-          const i = spares.findIndex((b) => b.byteLength === block.byteLength);
-          const copy = i >= 0 ? new Uint8Array(spares.splice(i, 1)[0]) : new Uint8Array(block.byteLength);
-          copy.set(block);
+        check: (parts, at, hash) => {
+          const length = parts.reduce((n, u) => n + u.byteLength, 0);
+          const i = spares.findIndex((b) => b.byteLength === length);
+          const copy = join(parts, length, i >= 0 ? spares.splice(i, 1)[0] : undefined);
           return ask(w, { op: "check", id, block: copy.buffer, at, hash }, [copy.buffer]);
         },
         digest: () => ask(w, { op: "digest", id }),
@@ -121,5 +121,34 @@ export async function openChecker(verified = 0, state = null) {
     } catch {} // it died while opening: check here
   }
   const c = await BlockCheck.create(verified, state);
-  return { check: (block, at, hash) => c.check(block, at, hash), digest: () => c.digest(), close: () => {} };
+  return {
+    check: (parts, at, hash) =>
+      c.check(
+        parts.length === 1
+          ? parts[0]
+          : join(
+              parts,
+              parts.reduce((n, u) => n + u.byteLength, 0),
+            ),
+        at,
+        hash,
+      ),
+    digest: () => c.digest(),
+    close: () => {},
+  };
+}
+
+/**
+ * One block from its messages, in `into` if given (a buffer used again: a new one costs a
+ * page fault per 4 KiB on every block).
+ * @param {Uint8Array[]} parts @param {number} length @param {ArrayBuffer} [into]
+ */
+function join(parts, length, into) {
+  const out = into ? new Uint8Array(into) : new Uint8Array(length);
+  let at = 0;
+  for (const u of parts) {
+    out.set(u, at);
+    at += u.byteLength;
+  }
+  return out;
 }

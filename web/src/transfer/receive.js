@@ -10,11 +10,12 @@
 // sender's window whatever the file size. `run()` resolves with {size, sha256}
 // once every byte is verified and taken, or rejects with a TransferError (a code).
 //
-// Per byte the page's thread costs one copy (messages into their block) and, where a
-// worker runs the checks (checker.js), one more (the worker's own copy of the block). The
-// checks are one native SHA-256 (the block's, WebCrypto where there is one) and one in
-// WebAssembly (the whole file's, which must be incremental: WebCrypto has no incremental
-// digest), off the page's thread where it can. A block's check is asynchronous, so
+// The channel's messages are handed on to the download as they came (each is its own
+// buffer): the page's thread copies a block once, into a buffer used again and again,
+// for the worker that checks it (checker.js); where no worker runs, the block is joined
+// in the page. The checks are one native SHA-256 (the block's, WebCrypto where there is
+// one) and one in WebAssembly (the whole file's, which must be incremental: WebCrypto has
+// no incremental digest), off the page's thread where it can. A block's check is asynchronous, so
 // complete blocks wait for it in order (`checks`); everything that depends on the
 // verified offset (the `end`, a new channel) waits behind them.
 import { visible } from "../names.js";
@@ -23,10 +24,10 @@ import { BLOCK, MAX_REFETCH, blockCount, blockLength, getMessage, isHash, metaFi
 import { openChecker } from "./checker.js";
 import { ACK_EVERY, GET_LABEL, TransferError, parse } from "./protocol.js";
 
-// Two consecutive blocks are received into one buffer, handed to the download whole once
-// both are verified: 2 MiB chunks to the service worker (each chunk is a round trip
-// between the page and the worker) without joining them in a copy.
-const PIECE_BLOCKS = 2;
+// Messages smaller than this (a peer that sends small ones) are joined before they go to
+// the download: each chunk is a hop to the service worker, or a write to the file.
+const JOIN_BELOW = 64 << 10;
+const JOIN_UP_TO = 1 << 20;
 
 /** @typedef {{id: string, name: string, path?: string, size: number, mtime?: number}} WantedFile */
 /**
@@ -59,13 +60,9 @@ export class Download extends EventTarget {
     this.lastAck = 0;
     /** Bytes [0, verified) are checked block by block and hashed into the file's SHA-256 (`checker`). */
     this.verified = 0;
-    /** @type {Uint8Array} the block being received, kept apart until it is checked */
-    this.partial = new Uint8Array(0);
+    /** @type {Uint8Array[]} the messages of the block being received, kept apart until it is checked */
+    this.partial = [];
     this.partialLength = 0;
-    /** @type {{buf: Uint8Array, at: number, used: number} | null} the piece blocks are received into: its file offset, bytes given to blocks */
-    this.asm = null;
-    /** @type {WeakSet<ArrayBufferLike>} pieces given up half way: no more blocks will land in them */
-    this.cut = new WeakSet();
     /** Complete blocks waiting for their check, in order, and their bytes. */
     this.checks = Promise.resolve();
     this.checking = 0;
@@ -168,11 +165,8 @@ export class Download extends EventTarget {
   drop() {
     const a = this.attempt;
     this.attempt = null;
-    this.partial = new Uint8Array(0);
+    this.partial = [];
     this.partialLength = 0;
-    // A new channel starts a new piece: what this one verified goes out alone.
-    if (this.asm) this.cut.add(this.asm.buf.buffer);
-    this.asm = null;
     this.wake();
     try {
       a?.ch?.close();
@@ -248,13 +242,7 @@ export class Download extends EventTarget {
       a.left = blockLength(size, a.next);
       a.hash = m.sha256;
       a.next++;
-      const start = m.i * BLOCK;
-      let asm = this.asm;
-      if (!asm || asm.at + asm.used !== start || asm.used + a.left > asm.buf.byteLength) {
-        asm = this.asm = { buf: new Uint8Array(Math.min(PIECE_BLOCKS * BLOCK, size - start)), at: start, used: 0 };
-      }
-      this.partial = asm.buf.subarray(asm.used, asm.used + a.left);
-      asm.used += a.left;
+      this.partial = [];
       this.partialLength = 0;
     } else if (m.t === "end") {
       if (!a.meta || a.left !== 0) return this.fail("protocol");
@@ -300,7 +288,7 @@ export class Download extends EventTarget {
       this.fail("too-long", { received: this.verified + this.checkingBytes + this.partialLength + u.byteLength, size: this.size });
       return;
     }
-    this.partial.set(u, this.partialLength);
+    this.partial.push(u);
     this.partialLength += u.byteLength;
     a.left -= u.byteLength;
     if (a.left === 0) this.blockDone(a);
@@ -314,14 +302,15 @@ export class Download extends EventTarget {
    */
   blockDone(a) {
     const block = this.partial;
+    const length = this.partialLength;
     const at = (a.next - 1) * BLOCK;
     const hash = a.hash;
-    this.partial = new Uint8Array(0);
+    this.partial = [];
     this.partialLength = 0;
     const verdict = /** @type {import("./checker.js").Checker} */ (this.checker).check(block, at, hash);
     verdict.catch(() => {}); // read in order below
     this.checking++;
-    this.checkingBytes += block.byteLength;
+    this.checkingBytes += length;
     this.checks = this.checks.then(async () => {
       let ok = false;
       try {
@@ -329,21 +318,22 @@ export class Download extends EventTarget {
       } catch {
         // The checks' worker died: what it did not answer cannot be taken, nor the file's hash finished.
         this.checking--;
-        this.checkingBytes -= block.byteLength;
+        this.checkingBytes -= length;
         return this.fail("check-stopped");
       }
       this.checking--;
-      this.checkingBytes -= block.byteLength;
-      this.checkBlock(a, at, block, ok, hash);
+      this.checkingBytes -= length;
+      this.checkBlock(a, at, block, length, ok, hash);
     });
   }
 
   /**
    * Take a checked block if it is the next one, or fetch it again when it failed.
-   * @param {Attempt} a @param {number} at @param {Uint8Array} block @param {boolean} ok
+   * @param {Attempt} a @param {number} at @param {Uint8Array[]} block its messages
+   * @param {number} length its bytes @param {boolean} ok
    * @param {string} hash the block's announced hash (hex), kept for a reload's check
    */
-  checkBlock(a, at, block, ok, hash) {
+  checkBlock(a, at, block, length, ok, hash) {
     // A block after one that failed belongs to a channel already given up: it comes again.
     if (this.error || at !== this.verified) return;
     if (!ok) {
@@ -360,9 +350,9 @@ export class Download extends EventTarget {
       return;
     }
     this.hashes[at / BLOCK] = hash;
-    this.queue.push(block);
-    this.queued += block.byteLength;
-    this.verified += block.byteLength;
+    this.queue.push(...block);
+    this.queued += length;
+    this.verified += length;
     this.wake();
   }
 
@@ -401,25 +391,23 @@ export class Download extends EventTarget {
   }
 
   /**
-   * The next chunk for the download: a whole piece once all its blocks are verified (its
-   * own buffer, so nothing is copied on the way). A piece given up half way (a lost or
-   * replaced channel) goes out as a copy of its verified part. Null: wait for more.
+   * The next chunk for the download: a message as it came (its own buffer, so nothing is
+   * copied on the way), or small messages joined. Null: wait for more.
    * @returns {Uint8Array | null}
    */
   nextPiece() {
     const q = this.queue;
     if (!q.length) return null;
-    const head = q[0];
+    if (q[0].byteLength >= JOIN_BELOW || q.length === 1) return /** @type {Uint8Array} */ (q.shift());
     let k = 0;
     let n = 0;
-    // Blocks are verified in order, so the views of one buffer are consecutive.
-    while (k < q.length && q[k].buffer === head.buffer) n += q[k++].byteLength;
-    if (head.byteOffset === 0 && n === head.buffer.byteLength) {
-      q.splice(0, k);
-      return new Uint8Array(head.buffer);
+    while (k < q.length && q[k].byteLength < JOIN_BELOW && n + q[k].byteLength <= JOIN_UP_TO) n += q[k++].byteLength;
+    const out = new Uint8Array(n);
+    let at = 0;
+    for (const u of q.splice(0, k)) {
+      out.set(u, at);
+      at += u.byteLength;
     }
-    if (!this.cut.has(head.buffer) && !this.complete) return null; // its next block is on its way
-    q.splice(0, k);
-    return new Uint8Array(head.buffer, head.byteOffset, n).slice();
+    return out;
   }
 }

@@ -11,6 +11,7 @@ import { BLOCK } from "./transfer/blocks.js";
 import { readAdd, readHello } from "./transfer/manifest.js";
 import { TransferError, parse } from "./transfer/protocol.js";
 import { Download } from "./transfer/receive.js";
+import { prepareChecks } from "./transfer/checker.js";
 import { savedPrefix } from "./transfer/saved-prefix.js";
 import { Meter, deferred } from "./util.js";
 
@@ -72,6 +73,7 @@ export class Receiver extends EventTarget {
     /** @type {Set<SaveFile>} */
     this.sinks = new Set();
     if (this.toFile) dropStale();
+    prepareChecks();
     room.on("state", (s) => this.onServerState(s));
     room.on("welcome", (w) => this.onWelcome(w));
     room.on("peer-joined", ({ peer }) => {

@@ -28,6 +28,11 @@ let requests = 0;
 /** @type {Map<number, {resolve: (v: any) => void, reject: (e: Error) => void}>} */
 const pending = new Map();
 
+/** Start the worker ahead of the first download (a receiving page): its first block need not wait for it. */
+export function prepareChecks() {
+  startWorker();
+}
+
 function startWorker() {
   if (started) return started;
   started = new Promise((resolve) => {

@@ -21,7 +21,6 @@ class FakeWorker {
     this.onmessage = null;
     /** @type {any} */
     this.onerror = null;
-    this.messageerror = null;
     this.dead = false;
     this.checks = 0;
     workers.push(this);

@@ -3,8 +3,8 @@
 // against the hash the sharer announced for it, and the whole file's SHA-256 over the
 // blocks that passed, in file order. It runs in check-worker.js (so the page's thread,
 // which also takes the channel's messages and feeds the download, does not pay for the
-// whole-file hash in WebAssembly: about 8 ms per MiB on a 2020s laptop core, ten times
-// the native block check) or in the page where workers are missing.
+// whole-file hash in WebAssembly: 8 ms per MiB on the benchmark machine, ten times the
+// native SHA-256 there; see docs/benchmarks.md) or in the page where workers are missing.
 //
 // Blocks come in the order they were received. Only the block at the verified offset
 // that passes its check extends the file's hash; any other (a block of a channel given up

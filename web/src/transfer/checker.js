@@ -10,8 +10,8 @@ const SPARES = 8; // block buffers the worker handed back, kept for the next cop
 
 /**
  * @typedef {object} Checker
- * @property {(parts: Uint8Array[], at: number, hash: string) => Promise<boolean>} check
- *   the verdict on the block made of `parts` (the messages it came in), at file offset `at`
+ * @property {(parts: Uint8Array[], length: number, at: number, hash: string) => Promise<boolean>} check
+ *   the verdict on the block made of `parts` (the messages it came in, `length` bytes), at file offset `at`
  * @property {() => Promise<string>} digest the file's SHA-256 (hex) over the blocks taken
  * @property {() => void} close
  */
@@ -108,8 +108,7 @@ export async function openChecker(verified = 0, state = null) {
       let closed = false;
       return {
         // The worker gets its own copy: the page keeps the block for the download.
-        check: (parts, at, hash) => {
-          const length = parts.reduce((n, u) => n + u.byteLength, 0);
+        check: (parts, length, at, hash) => {
           const i = spares.findIndex((b) => b.byteLength === length);
           const copy = join(parts, length, i >= 0 ? spares.splice(i, 1)[0] : undefined);
           return ask(w, { op: "check", id, block: copy.buffer, at, hash }, [copy.buffer]);
@@ -127,17 +126,7 @@ export async function openChecker(verified = 0, state = null) {
   }
   const c = await BlockCheck.create(verified, state);
   return {
-    check: (parts, at, hash) =>
-      c.check(
-        parts.length === 1
-          ? parts[0]
-          : join(
-              parts,
-              parts.reduce((n, u) => n + u.byteLength, 0),
-            ),
-        at,
-        hash,
-      ),
+    check: (parts, length, at, hash) => c.check(parts.length === 1 ? parts[0] : join(parts, length), at, hash),
     digest: () => c.digest(),
     close: () => {},
   };

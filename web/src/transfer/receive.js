@@ -307,7 +307,7 @@ export class Download extends EventTarget {
     const hash = a.hash;
     this.partial = [];
     this.partialLength = 0;
-    const verdict = /** @type {import("./checker.js").Checker} */ (this.checker).check(block, at, hash);
+    const verdict = /** @type {import("./checker.js").Checker} */ (this.checker).check(block, length, at, hash);
     verdict.catch(() => {}); // read in order below
     this.checking++;
     this.checkingBytes += length;

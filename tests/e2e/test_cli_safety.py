@@ -192,11 +192,11 @@ def test_several_receivers_at_once(cluster: tuple[PeaNode, PeaNode], tmp_path: P
     src = tmp_path / "shared.bin"
     write_random(src, 6 * MiB)
     sender, link = send(node_a.url, src)
+    rs = []
     try:
-        rs = [
-            receive(node.url + "/" + link[link.index("#") :], "--out", tmp_path / f"out{i}")
-            for i, node in enumerate((node_a, node_b, node_b))
-        ]
+        for i, node in enumerate((node_a, node_b, node_b)):
+            fragment = link[link.index("#") :]
+            rs.append(receive(node.url + "/" + fragment, "--out", tmp_path / f"out{i}"))
         for r in rs:
             assert r.wait(120) == 0, r.output()
         for i in range(len(rs)):
@@ -213,7 +213,10 @@ def test_several_receivers_at_once(cluster: tuple[PeaNode, PeaNode], tmp_path: P
         first_done = next(i for i, k in enumerate(kinds) if k[0] == "uploaded")
         assert {r for ev, r in kinds[:first_done] if ev == "receiver"} == {1, 2, 3}
     finally:
-        sender.kill()
+        # A receiver still running after a failure must not outlive the test
+        # (its process, collected later, fails the next test's setup).
+        for p in (sender, *rs):
+            p.kill()
 
 
 def test_standard_input_to_standard_output(

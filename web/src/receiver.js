@@ -237,18 +237,13 @@ export class Receiver extends EventTarget {
       }
       this.link = link;
       this.listedNow = new Set(); // nothing listed yet on this connection
+      this.listedSince = undefined; // its control channel is not open yet
       link.addEventListener("control", (e) => this.onControl(/** @type {CustomEvent} */ (e).detail));
       link.addEventListener("state", (e) => {
         if (this.link !== link) return;
         const { state, reason } = /** @type {CustomEvent} */ (e).detail;
-        if (state === "connected") {
-          performance.mark("pea:connected");
-          this.reconnected();
-          this.set("connected");
-          // The new file list may have come first (the link counts as connected only once
-          // it knows the pair in use): paused downloads look for their file in it now too.
-          this.resumePaused(this.listedNow);
-        } else if (this.reconnect && !this.final) {
+        if (state === "connected") this.onConnected();
+        else if (this.reconnect && !this.final) {
           // One attempt at a new connection failed (the network may still be down): the
           // sharer offers again on our next hello, until the deadline.
         } else if (state === "failed" && reason === "lost" && !this.final) {
@@ -283,8 +278,8 @@ export class Receiver extends EventTarget {
     this.notes = [];
     /** @type {Set<string>} files this connection has listed (the map may hold a reloaded sharer's old ones) */
     this.listedNow = new Set();
-    clearTimeout(this.manifestTimer);
-    this.manifestTimer = setTimeout(() => this.unmatched(), Math.max(MANIFEST_MS, (this.matchBy ?? 0) - performance.now()));
+    this.listedSince = performance.now();
+    this.armUnmatched();
     ch.onmessage = (ev) => {
       if (typeof ev.data !== "string") return;
       const m = parse(ev.data);
@@ -312,6 +307,17 @@ export class Receiver extends EventTarget {
       this.resumePaused(this.listedNow);
       this.changed();
     };
+  }
+
+  onConnected() {
+    performance.mark("pea:connected");
+    this.reconnected();
+    this.set("connected");
+    // The new file list may have come first (the link counts as connected only once it
+    // knows the pair in use): paused downloads look for their file in it now too, and the
+    // wait for their file, armed when the list began, now knows the resume deadline.
+    this.resumePaused(this.listedNow);
+    if (this.listedSince !== undefined) this.armUnmatched();
   }
 
   /** Are downloads under way (a reason to wait for the sharer rather than give up at once)? */
@@ -408,9 +414,21 @@ export class Receiver extends EventTarget {
     }
   }
 
+  /** When paused downloads stop waiting for the new connection to list their file. */
+  matchDeadline() {
+    return Math.max((this.listedSince ?? 0) + MANIFEST_MS, this.matchBy ?? 0);
+  }
+
+  armUnmatched() {
+    clearTimeout(this.manifestTimer);
+    this.manifestTimer = setTimeout(() => this.unmatched(), Math.max(0, this.matchDeadline() - performance.now()));
+  }
+
   /** Paused downloads whose file the new connection does not list: they cannot resume. */
   unmatched() {
-    if (!this.connected) return;
+    if (!this.connected) return; // onConnected arms the wait again
+    // Armed before the link counted as connected, the wait did not know the resume deadline yet.
+    if (this.matchDeadline() > performance.now()) return this.armUnmatched();
     for (const t of this.active) if (t.paused && !this.findFile(t.file, this.listedNow)) t.abort("no-such-file");
   }
 
@@ -441,8 +459,11 @@ export class Receiver extends EventTarget {
         t.abort("vanished");
         return;
       }
+      const on = this.link;
       setTimeout(() => {
-        if (this.connected && t.paused && this.link) t.attach(this.link.pc);
+        // Only on that same connection: a new one (a reloaded sharer page numbers its files
+        // anew, and may not list this one yet) continues it through resumePaused.
+        if (this.link === on && this.connected && t.paused) t.attach(on.pc);
       }, RETRY_CHANNEL_MS);
     });
     this.active.add(t);

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VERSION } from "../src/transfer/protocol.js";
 import { Receiver } from "../src/receiver.js";
+import { FakePC } from "./fake-sharer.js";
 
 const OLD = { id: "f1", name: "again.bin", path: "again.bin", size: 24 << 20, type: "", mtime: 1700000000000 };
 
@@ -17,7 +18,7 @@ function setup() {
   const attached = [];
   /** @type {string[]} */
   const aborted = [];
-  const t = { paused: true, file: OLD, key: OLD.id, attach: () => attached.push(t.file), abort: (/** @type {string} */ why) => aborted.push(why) };
+  const t = { paused: true, file: OLD, key: OLD.id, drop() {}, attach: () => attached.push(t.file), abort: (/** @type {string} */ why) => aborted.push(why) };
   r.active.add(t);
   r.downloads.set(OLD.id, { paused: true });
   r.link = /** @type {any} */ ({ state: "connected", pc: {} });
@@ -29,10 +30,16 @@ function setup() {
   return { r, t, attached, aborted, deliver };
 }
 
+/** The first wait for the file list (5 s) is over. */
+function listWaitOver(/** @type {any} */ r) {
+  r.listedSince = performance.now() - 5001;
+}
+
 test("a reloaded sharer's empty list leaves the download paused, not asking for the old file", () => {
   const { r, attached, aborted, deliver } = setup();
   deliver({ t: "add", files: [], notes: [{ id: "n", text: "hi" }] });
   assert.deepEqual(attached, []);
+  listWaitOver(r);
   r.unmatched(); // the wait for the file ran out: the new page does not offer it
   assert.deepEqual(aborted, ["no-such-file"]);
   clearTimeout(r.manifestTimer);
@@ -46,6 +53,7 @@ test("the same file added again (a new id) continues the paused download under t
   assert.equal(attached[0].id, "f7");
   assert.equal(t.key, "f7");
   assert.ok(r.downloads.has("f7") && !r.downloads.has("f1"));
+  listWaitOver(r);
   r.unmatched();
   assert.deepEqual(aborted, []);
   clearTimeout(r.manifestTimer);
@@ -73,4 +81,46 @@ test("a connection with a new sharer page (another peer id) waits for the file u
     assert.equal(r.matchBy, wait ? deadline : 0, sharer);
     assert.equal(r.reconnect, null);
   }
+});
+
+test("a control channel that opens before the link counts as connected still waits for the file until the resume deadline", () => {
+  const { r, aborted } = setup(); // connected: only to build the paused download
+  r.sharer = "p-old";
+  r.lost("left"); // the sharer's page reloaded
+  r.sharer = "p-new";
+  /** @type {any} */
+  const link = { state: "connecting", pc: {}, close() {} };
+  r.link = link;
+  r.listedSince = undefined;
+  r.onControl(/** @type {any} */ ({ onmessage: null })); // Firefox: the channel opens first
+  link.state = "connected";
+  r.onConnected();
+  assert.ok((r.matchBy ?? 0) > performance.now() + 5000, "the resume deadline is the wait's end");
+  listWaitOver(r);
+  r.unmatched(); // the 5 s timer armed when the channel opened
+  assert.deepEqual(aborted, [], "not failed while the person may still add the file again");
+  r.matchBy = 0; // the resume window is over too
+  r.unmatched();
+  assert.deepEqual(aborted, ["no-such-file"]);
+  clearTimeout(r.manifestTimer);
+});
+
+test("a get channel closed as the sharer's page reloads is asked again only on that same connection", async () => {
+  const room = { id: "room", on() {}, send() {}, checkServer() {} };
+  const r = new Receiver(room);
+  r.files.set(OLD.id, OLD);
+  const oldPage = new FakePC();
+  r.link = /** @type {any} */ ({ state: "connected", pc: oldPage });
+  const nothing = () => {};
+  const { t, done } = r.start(OLD, nothing, nothing, OLD.id);
+  done.catch(() => {});
+  for (let i = 0; i < 100 && !oldPage.channels.length; i++) await new Promise((ok) => setTimeout(ok, 10));
+  assert.equal(oldPage.channels.length, 1);
+  oldPage.channels[0].onclose(); // the page closed it: interrupted, asked again in 1 s…
+  const newPage = new FakePC();
+  r.link = /** @type {any} */ ({ state: "connected", pc: newPage }); // …but the page reloaded meanwhile
+  await new Promise((ok) => setTimeout(ok, 1200));
+  assert.equal(newPage.channels.length, 0, "no get for a file the reloaded page has not listed");
+  assert.ok(t.paused, "still paused: resumePaused continues it once the file is listed again");
+  t.abort("cancelled");
 });

@@ -16,13 +16,16 @@ from typing import Any
 from tests.support.procs import inherited_env, pea_exe
 
 Event = dict[str, Any]
+# aiortc runs ICE and DTLS in Python: on a loaded 2-core CI machine a connection has taken
+# longer than the default 20 s. The tests are about what happens once it is made.
+CONNECT_TIMEOUT = "60"
 
 
 class CliProc:
     """One `pea send|receive ... --json` process; its JSON events as they come."""
 
     def __init__(self, args: list[str], stdout_data: bool = False) -> None:
-        self.args = [pea_exe(), *args, "--json"]
+        self.args = [pea_exe(), *args, "--json", "--connect-timeout", CONNECT_TIMEOUT]
         self.events: list[Event] = []
         self.stamps: list[float] = []  # time.monotonic() when each event arrived
         self.lines: list[str] = []

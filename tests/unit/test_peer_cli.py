@@ -77,3 +77,19 @@ def test_manifest_entries_without_the_documented_shape_are_dropped() -> None:
 )
 def test_a_get_starts_only_at_a_block_boundary(start: object, size: int, ok: bool) -> None:
     assert valid_from(start, size) is ok
+
+
+def test_durations_are_positive_finite_seconds(capsys: pytest.CaptureFixture[str]) -> None:
+    from pea.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["receive", "LINK"])
+    assert (args.connect_timeout, args.wait) == (20.0, 30.0)
+    args = parser.parse_args(["send", "f", "--connect-timeout", "45.5"])
+    assert args.connect_timeout == 45.5
+    for bad in ("0", "-3", "nan", "inf", "1e9", "soon"):
+        for verb in (["receive", "LINK", "--wait"], ["send", "f", "--connect-timeout"]):
+            with pytest.raises(SystemExit) as e:
+                parser.parse_args([*verb, bad])
+            assert e.value.code == 2
+            assert bad in capsys.readouterr().err

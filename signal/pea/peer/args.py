@@ -4,8 +4,21 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 DEFAULT_SERVER = "http://localhost:8080"
+MAX_SECONDS = 24 * 3600
+
+
+def seconds(text: str) -> float:
+    """A duration on the command line: a positive, finite number of seconds (at most a day)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SECONDS} seconds: {text!r}")
+    return value
 
 
 def add_parsers(
@@ -17,6 +30,13 @@ def add_parsers(
         metavar="JSON",
         help="RTCIceServer list replacing the one the server sends, e.g. "
         '\'[{"urls": "stun:stun.example.org:3478"}]\'',
+    )
+    common.add_argument(
+        "--connect-timeout",
+        type=seconds,
+        default=20.0,
+        metavar="SECONDS",
+        help="how long a direct connection may take to set up [default: 20]",
     )
     common.add_argument(
         "--json", action="store_true", help="print progress and results as JSON lines, for scripts"
@@ -60,7 +80,7 @@ def add_parsers(
     r.add_argument("--server", help="pea server URL, instead of the one the link names")
     r.add_argument(
         "--wait",
-        type=float,
+        type=seconds,
         default=30.0,
         metavar="SECONDS",
         help="how long to wait for the sharer [default: 30]",

@@ -111,6 +111,7 @@ def send(args: argparse.Namespace) -> int:
             once=args.once,
             ice_override=_ice_override(args.ice_servers),
             qr=qr,
+            connect_timeout=args.connect_timeout,
         )
         try:
             await sharer.run()
@@ -145,6 +146,7 @@ def receive(args: argparse.Namespace) -> int:
             list_only=args.list,
             ice_override=_ice_override(args.ice_servers),
             wait=args.wait,
+            connect_timeout=args.connect_timeout,
         )
         await fetcher.run()
 

@@ -24,7 +24,7 @@ from pea.peer.exits import Exit, PeerError
 from pea.peer.link import VERSION, ShareLink
 from pea.peer.paths import PART_SUFFIX, Names, UnsafePath, exists_inside, open_inside, rename_inside
 from pea.peer.progress import Reporter
-from pea.peer.rtc import LinkFailed, PeerLink, ice_servers
+from pea.peer.rtc import CONNECT_TIMEOUT, LinkFailed, PeerLink, ice_servers
 from pea.peer.signalling import Frame, Signalling
 
 log = logging.getLogger("pea.peer")
@@ -80,6 +80,7 @@ class Fetcher:
         list_only: bool = False,
         ice_override: list[RTCIceServer] | None = None,
         wait: float = SHARER_WAIT,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         self.share = share
         self.report = report
@@ -89,6 +90,7 @@ class Fetcher:
         self.list_only = list_only
         self.ice_override = ice_override
         self.wait = wait
+        self.connect_timeout = connect_timeout
         self.auth = SignalAuth(share.secret, commit=share.commit)
         self.sig = Signalling(share.ws_url, self.auth.room, self.on_frame)
         self.link: PeerLink | None = None
@@ -174,7 +176,14 @@ class Fetcher:
             async def send(kind: str, payload: str) -> None:
                 await self._send(sender, kind, payload)
 
-            self.link = PeerLink(sender, "answerer", self.servers, send, report=self.sig.outcome)
+            self.link = PeerLink(
+                sender,
+                "answerer",
+                self.servers,
+                send,
+                report=self.sig.outcome,
+                connect_timeout=self.connect_timeout,
+            )
             try:
                 await self.link.handle("offer", opened.payload)
             except Exception as e:
@@ -216,7 +225,8 @@ class Fetcher:
                 return link
             if link is not None and link.ended.is_set() and link.reason != "closed":
                 why = {
-                    "timeout": "no direct connection to the sharer within 20 s",
+                    "timeout": "no direct connection to the sharer within "
+                    f"{self.connect_timeout:g} s",
                     "ice-failed": "no direct path to the sharer",
                 }.get(link.reason, f"the connection to the sharer failed ({link.reason})")
                 raise PeerError(

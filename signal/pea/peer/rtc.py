@@ -32,7 +32,7 @@ from pea.peer.channel import Channel, ChannelClosed
 
 log = logging.getLogger("pea.peer")
 
-CONNECT_TIMEOUT = 20.0
+CONNECT_TIMEOUT = 20.0  # the default of --connect-timeout
 PING_EVERY = 2.0
 SILENCE = 8.0  # nothing heard this long: the connection is lost
 
@@ -118,8 +118,10 @@ class PeerLink:
         send: Send,
         on_channel: Callable[[RTCDataChannel], None] | None = None,
         report: Report | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         self.remote = remote
+        self.connect_timeout = connect_timeout
         self.report = report
         self.reported = False
         self._reporting: asyncio.Task[None] | None = None
@@ -149,7 +151,7 @@ class PeerLink:
             self.fail("lost" if self.connected.is_set() else "ice-failed")
 
     async def _deadline(self) -> None:
-        await asyncio.sleep(CONNECT_TIMEOUT)
+        await asyncio.sleep(self.connect_timeout)
         if not self.connected.is_set():
             self.fail("timeout")
 
@@ -245,7 +247,7 @@ class PeerLink:
     async def _watch_control(self, control: Channel) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await control.wait_open(CONNECT_TIMEOUT)
+            await control.wait_open(self.connect_timeout)
         except ChannelClosed:
             return
         self.heard = loop.time()

@@ -20,7 +20,7 @@ from pea.peer.exits import Exit, PeerError
 from pea.peer.files import BLOCK, Catalogue, SharedFile
 from pea.peer.link import VERSION, ShareLink, new_share
 from pea.peer.progress import Reporter
-from pea.peer.rtc import LinkFailed, PeerLink, ice_servers
+from pea.peer.rtc import CONNECT_TIMEOUT, LinkFailed, PeerLink, ice_servers
 from pea.peer.signalling import Frame, Signalling
 
 log = logging.getLogger("pea.peer")
@@ -58,12 +58,14 @@ class Sharer:
         once: bool = False,
         ice_override: list[RTCIceServer] | None = None,
         qr: bool = False,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         self.catalogue = catalogue
         self.report = report
         self.once = once
         self.qr = qr
         self.ice_override = ice_override
+        self.connect_timeout = connect_timeout
         key = Ed25519PrivateKey.generate()
         self.share: ShareLink = new_share(
             server, key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -207,7 +209,14 @@ class Sharer:
         if old is None:
             self.count += 1
         number = old.number if old is not None else self.count
-        link = PeerLink(peer, "offerer", self.servers, send, report=self.sig.outcome)
+        link = PeerLink(
+            peer,
+            "offerer",
+            self.servers,
+            send,
+            report=self.sig.outcome,
+            connect_timeout=self.connect_timeout,
+        )
         r = Receiver(peer, number, link)
         if old is not None:
             r.verified = old.verified
@@ -223,7 +232,7 @@ class Sharer:
         except LinkFailed as e:
             if r.state == "connecting":
                 why = {
-                    "timeout": "no direct connection within 20 s",
+                    "timeout": f"no direct connection within {self.connect_timeout:g} s",
                     "ice-failed": "no direct path",
                 }
                 self._set(r, "failed", why.get(e.reason, e.reason))

@@ -33,8 +33,9 @@ SECOND_HOLD = 46 * MiB  # …and again here, before the next commit
 ALTERED = 5 * MiB + 5  # a byte of block 5 changed on disk while the page was away
 
 # The save dialog answers with a file of the origin-private file system; the writer's
-# writes at or beyond window.__peaHoldAt never finish (and say so), as on a page that is
-# about to be reloaded: what was not committed then is lost with it.
+# writes at or beyond window.__peaHoldAt do not finish (and say so), as on a page that is
+# about to be reloaded: what was not committed then is lost with it. Unless the test
+# clears the hold and calls window.__peaRelease().
 OPFS_PICKER = """
 window.showSaveFilePicker = async ({ suggestedName } = {}) => {
   const dir = await navigator.storage.getDirectory();
@@ -47,7 +48,7 @@ FileSystemFileHandle.prototype.createWritable = async function (...args) {
   w.write = async (arg) => {
     if (window.__peaHoldAt !== undefined && (arg?.position ?? 0) >= window.__peaHoldAt) {
       window.__peaHeld = true;
-      await new Promise(() => {});
+      await new Promise((go) => { window.__peaRelease = go; });
     }
     return write(arg);
   };
@@ -185,3 +186,40 @@ def test_without_file_system_access_the_page_says_a_reload_starts_over(
         "Keep this page open until your downloads finish: if it is reloaded or closed, "
         "they start over."
     )
+
+
+def test_a_second_tab_cannot_write_into_the_file_another_tab_is_saving(
+    pages: Pages, engine: str, cluster: tuple[PeaNode, PeaNode], share_dir: Path
+) -> None:
+    """Two tabs writing one chosen file would each replace it with their own copy on a
+    commit, undoing the other's bytes. The second tab offered to continue the download is
+    told another tab is saving it; the first goes on to a verified file."""
+    skip_in(engine, "firefox", "no File System Access")
+    node_a, node_b = cluster
+    f = share_dir / "two-tabs" / "big.bin"
+    write_random(f, SIZE)
+    sharer = pages.new()
+    link = share(sharer, node_a.url, [f])
+    first = pages.new(file_pickers=True)
+    first.context.add_init_script(OPFS_PICKER)
+    first.context.add_init_script(f"window.__peaMinCommit = {MIN_COMMIT}")
+    url = node_b.url + "/" + fragment(link)
+    open_link(first, url, expect_files=1)
+    first.evaluate(f"window.__peaHoldAt = {FIRST_HOLD}")
+    row(first, "big.bin").locator("[data-testid=download]").click()
+    poll(lambda: first.evaluate("window.__peaHeld === true"), bool)  # committed, mid-file
+
+    second = first.context.new_page()  # the same browser profile: the same saved downloads
+    open_link(second, url, expect_files=1)
+    other = row(second, "big.bin")
+    other.locator("[data-testid=continue]").click()
+    expect(other.locator(".detail")).to_contain_text(
+        "Another tab of this browser is saving “big.bin”", timeout=30000
+    )
+    second.close()
+
+    first.evaluate("window.__peaHoldAt = undefined; window.__peaRelease()")
+    expect(row(first, "big.bin").locator(".detail")).to_contain_text(
+        "Saved and verified", timeout=120000
+    )
+    assert first.evaluate(DISK_SHA256, "big.bin") == sha256_file(f)

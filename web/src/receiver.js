@@ -7,6 +7,7 @@ import { ZipNames, safeFileName, safeMime } from "./names.js";
 import { PeerLink } from "./peer.js";
 import { dropStale, findRecord, forgetRecord, recordKey, saveRecord } from "./resume-store.js";
 import { SaveFile, canSaveToFile, worthChoosing } from "./save-file.js";
+import { holdFile } from "./file-lock.js";
 import { BLOCK } from "./transfer/blocks.js";
 import { readAdd, readHello } from "./transfer/manifest.js";
 import { TransferError, parse } from "./transfer/protocol.js";
@@ -538,7 +539,8 @@ export class Receiver extends EventTarget {
       if (handle) {
         if (!this.connected || this.busy(id)) return;
         this.resumable.delete(id);
-        await this.saveToFile(file, handle, null, this.track(id, file.size));
+        const d = this.track(id, file.size);
+        await this.alone(file, d, () => this.saveToFile(file, handle, null, d));
         return;
       }
     }
@@ -577,6 +579,11 @@ export class Receiver extends EventTarget {
     if (!file || !rec || !this.connected || this.busy(id)) return;
     this.resumable.delete(id);
     const d = this.track(id, file.size);
+    await this.alone(file, d, () => this.continueSaved(file, rec, d));
+  }
+
+  /** @param {any} file @param {import("./resume-store.js").ResumeRecord} rec @param {any} d */
+  async continueSaved(file, rec, d) {
     d.checking = true;
     this.changed();
     try {
@@ -594,6 +601,22 @@ export class Receiver extends EventTarget {
       const why = fileError(err, file.name);
       if (!KEEP_RECORD.has(why.code)) await forgetRecord(rec.key);
       this.finish(d, why);
+    }
+  }
+
+  /**
+   * Run `work` (a save into a chosen file) only while no other tab of this browser saves the
+   * same file of this share (file-lock.js); otherwise the download fails saying so.
+   * @param {any} file @param {any} d @param {() => Promise<void>} work
+   */
+  async alone(file, d, work) {
+    // A browser that refuses the lock here goes unguarded, as one without Web Locks does.
+    const release = await holdFile(recordKey(this.room.id, file)).catch(() => () => {});
+    if (!release) return this.finish(d, new TransferError("in-use", { name: file.name }));
+    try {
+      await work();
+    } finally {
+      release();
     }
   }
 

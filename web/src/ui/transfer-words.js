@@ -21,6 +21,7 @@ const RECEIVING = {
   "no-such-file": () => t("receiving.no-such-file"),
   unreadable: () => t("receiving.unreadable"),
   "no-permission": ({ name }) => t("receiving.no-permission", { name }),
+  "in-use": ({ name }) => t("receiving.in-use", { name }),
   "save-failed": ({ name, said }) => t("receiving.save-failed", { name, said }),
   // The sharer's own words, when it gave some, are what it said: they are not ours to translate.
   // "busy" (the sharer's uploads are all taken) and "bad-offset" (it refused where a resumed

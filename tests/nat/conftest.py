@@ -69,7 +69,9 @@ class World:
     direct: Node
     """STUN only, as pea ships (TURN off)."""
     relay: Node
-    """The lab's coturn as TURN too, with short-lived credentials."""
+    """The lab's coturn as TURN over UDP too, with short-lived credentials."""
+    relay_tcp: Node
+    """As `relay`, but TURN over TCP only: what is left where no UDP gets out."""
     homes: dict[str, Home]
 
 
@@ -92,8 +94,8 @@ def _node(the_lab: Lab, ip: str, **settings: str) -> Node:
 
 def _coturn(the_lab: Lab, workdir: Path) -> None:
     """coturn as STUN (two addresses, two ports: RFC 5780 behaviour discovery) and as TURN
-    with TURN REST credentials (use-auth-secret), relaying from .10 only."""
-    argv = ["turnserver", "-n", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp",
+    over UDP and TCP with TURN REST credentials (use-auth-secret), relaying from .10 only."""
+    argv = ["turnserver", "-n", "--no-cli", "--no-tls", "--no-dtls",
             "--log-file", "stdout", "--simple-log", "--pidfile", str(workdir / "turn.pid"),
             "-L", STUN_IPS[0], "-L", STUN_IPS[1], "--listening-port", "3478",
             "--alt-listening-port", "3479", "--relay-ip", STUN_IPS[0],
@@ -127,9 +129,16 @@ def world() -> Iterator[World]:
                 turn_secret=TURN_SECRET,
                 turn_ttl="600",
             )
+            relay_tcp = _node(
+                the_lab,
+                NODE_IPS[2],
+                turn_urls=f"turn:{STUN_IPS[0]}:3478?transport=tcp",
+                turn_secret=TURN_SECRET,
+                turn_ttl="600",
+            )
             for started in starting:
                 started.result(120)
-            yield World(the_lab, direct, relay, homes)
+            yield World(the_lab, direct, relay, relay_tcp, homes)
         finally:
             for home in homes.values():
                 home.close()

@@ -3,7 +3,7 @@
     home-a 192.0.2.2 ---- 192.0.2.1 [nat-a] 203.0.113.2 ----+
                                                             +-- br0 [inet] 203.0.113.1
     home-b 198.51.100.2 - 198.51.100.1 [nat-b] 203.0.113.3 -+   coturn on .10 and .11
-                                                                pea nodes on .20 and .21
+                                                                pea nodes on .20, .21, .22
 
 Only documentation ranges, only inside namespaces named after this process, wired
 only to each other: `inet` has no default route, so nothing reaches a real network.
@@ -41,7 +41,7 @@ _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
 
 INET_GW = "203.0.113.1"
 STUN_IPS = ("203.0.113.10", "203.0.113.11")
-NODE_IPS = ("203.0.113.20", "203.0.113.21")
+NODE_IPS = ("203.0.113.20", "203.0.113.21", "203.0.113.22")
 SINK_IP, SINK_GW, SINK_MAC = "203.0.113.249", "203.0.113.250", "02:00:5e:00:53:99"
 
 # NAT behaviours a router can have (the iptables target of its POSTROUTING rule).
@@ -214,6 +214,15 @@ class Lab:
                 run("iptables", "-D", "FORWARD", "-i", a, "-o", b, "-j", "DROP", ns=nat_a)
         del old_router
         self.shared = shared
+        self.forget()
+
+    def block_udp(self, blocked: bool) -> None:
+        """Both routers let no UDP out (some offices, hotels and campus networks): only TCP,
+        so no STUN answer and no direct path."""
+        for side in ("a", "b"):
+            action = "-I" if blocked else "-D"
+            run("iptables", action, "FORWARD", "-i", f"lan-{side}", "-o", "wan0", "-p", "udp",
+                "-j", "DROP", ns=self.ns(f"nat-{side}"))  # fmt: skip
         self.forget()
 
     # -- running things inside -------------------------------------------------------

@@ -247,6 +247,27 @@ def test_with_turn_on_symmetric_nats_connect_through_the_relay_and_both_pages_sa
     assert any('"relay"' in k and 'result="connected"' in k for k in seen.counted), seen
 
 
+def test_with_no_udp_out_turn_over_tcp_still_connects_through_the_relay(
+    world: World, payload: Path
+) -> None:
+    """Where the network lets no UDP out, nothing direct can work; a node that hands out
+    TURN over TCP gets both pages connected through the relay all the same."""
+    nats(world, EIM, EIM)
+    world.lab.block_udp(True)
+    try:
+        seen = attempt(world, world.relay_tcp, payload)
+    finally:
+        world.lab.block_udp(False)
+    assert seen.receiver_state == "connected", seen
+    assert seen.verified, seen
+    assert seen.receiver_relayed and seen.sharer_relayed, f"no 'relayed' badge\n{seen}"
+    for report in (seen.receiver_report, seen.sharer_report):
+        assert "path: relayed through the TURN server (still end-to-end encrypted)" in report
+    # Each page names the protocol of its leg to the relay: TCP, the only one out.
+    for report in (seen.receiver_report, seen.sharer_report):
+        assert report.split("path:")[1].split("\n")[0].endswith(", tcp)"), seen
+
+
 def test_the_lab_reaches_nothing_outside_itself(world: World) -> None:
     """The lab's internet has no default route: nothing in it can reach a real network."""
     assert run("ip", "route", "show", "default", ns=world.lab.ns("inet")).strip() == ""

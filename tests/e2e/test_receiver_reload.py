@@ -117,6 +117,21 @@ def hold_then_reload(receiver: Any, at: int) -> None:
     )
 
 
+def shared_to_a_file_picking_page(
+    pages: Pages, cluster: tuple[PeaNode, PeaNode], f: Path, sharer: Any
+) -> tuple[Any, str]:
+    """`f` (48 MiB of random bytes) shared from `sharer` on one node; a receiving page on
+    the other whose save dialog answers with origin-private files. The page and its URL."""
+    write_random(f, SIZE)
+    link = share(sharer, cluster[0].url, [f])
+    receiver = pages.new(file_pickers=True)
+    receiver.context.add_init_script(OPFS_PICKER)
+    receiver.context.add_init_script(f"window.__peaMinCommit = {MIN_COMMIT}")
+    url = cluster[1].url + "/" + fragment(link)
+    open_link(receiver, url, expect_files=1)
+    return receiver, url
+
+
 def test_download_into_a_chosen_file_continues_after_a_reload(
     pages: Pages, engine: str, cluster: tuple[PeaNode, PeaNode], share_dir: Path
 ) -> None:
@@ -124,17 +139,10 @@ def test_download_into_a_chosen_file_continues_after_a_reload(
     reloaded again with a block on disk altered meanwhile, it continues from that block;
     the file verifies, and the sharer sent only what was missing each time."""
     skip_in(engine, "firefox", "no File System Access (its reload note is tested below)")
-    node_a, node_b = cluster
     f = share_dir / "receiver-reload" / "big.bin"
-    write_random(f, SIZE)
     sharer = pages.new()
     sharer.context.add_init_script(COUNT_SENT)
-    link = share(sharer, node_a.url, [f])
-    receiver = pages.new(file_pickers=True)
-    receiver.context.add_init_script(OPFS_PICKER)
-    receiver.context.add_init_script(f"window.__peaMinCommit = {MIN_COMMIT}")
-    url = node_b.url + "/" + fragment(link)
-    open_link(receiver, url, expect_files=1)
+    receiver, _ = shared_to_a_file_picking_page(pages, cluster, f, sharer)
     note = receiver.locator("[data-testid=reload-note]")
     expect(note).to_contain_text("open the link again and press “Continue download”")
     the_row = row(receiver, "big.bin")
@@ -195,16 +203,8 @@ def test_a_second_tab_cannot_write_into_the_file_another_tab_is_saving(
     commit, undoing the other's bytes. The second tab offered to continue the download is
     told another tab is saving it; the first goes on to a verified file."""
     skip_in(engine, "firefox", "no File System Access")
-    node_a, node_b = cluster
     f = share_dir / "two-tabs" / "big.bin"
-    write_random(f, SIZE)
-    sharer = pages.new()
-    link = share(sharer, node_a.url, [f])
-    first = pages.new(file_pickers=True)
-    first.context.add_init_script(OPFS_PICKER)
-    first.context.add_init_script(f"window.__peaMinCommit = {MIN_COMMIT}")
-    url = node_b.url + "/" + fragment(link)
-    open_link(first, url, expect_files=1)
+    first, url = shared_to_a_file_picking_page(pages, cluster, f, pages.new())
     first.evaluate(f"window.__peaHoldAt = {FIRST_HOLD}")
     row(first, "big.bin").locator("[data-testid=download]").click()
     poll(lambda: first.evaluate("window.__peaHeld === true"), bool)  # committed, mid-file

@@ -92,6 +92,12 @@ def _node(the_lab: Lab, ip: str, **settings: str) -> Node:
     return node
 
 
+def _relay_node(the_lab: Lab, ip: str, transport: str) -> Node:
+    """A node that hands out the lab's coturn as TURN over `transport` only."""
+    turn = f"turn:{STUN_IPS[0]}:3478?transport={transport}"
+    return _node(the_lab, ip, turn_urls=turn, turn_secret=TURN_SECRET, turn_ttl="600")
+
+
 def _coturn(the_lab: Lab, workdir: Path) -> None:
     """coturn as STUN (two addresses, two ports: RFC 5780 behaviour discovery) and as TURN
     over UDP and TCP with TURN REST credentials (use-auth-secret), relaying from .10 only."""
@@ -122,20 +128,8 @@ def world() -> Iterator[World]:
         try:
             _coturn(the_lab, work)
             direct = _node(the_lab, NODE_IPS[0])
-            relay = _node(
-                the_lab,
-                NODE_IPS[1],
-                turn_urls=f"turn:{STUN_IPS[0]}:3478?transport=udp",
-                turn_secret=TURN_SECRET,
-                turn_ttl="600",
-            )
-            relay_tcp = _node(
-                the_lab,
-                NODE_IPS[2],
-                turn_urls=f"turn:{STUN_IPS[0]}:3478?transport=tcp",
-                turn_secret=TURN_SECRET,
-                turn_ttl="600",
-            )
+            relay = _relay_node(the_lab, NODE_IPS[1], "udp")
+            relay_tcp = _relay_node(the_lab, NODE_IPS[2], "tcp")
             for started in starting:
                 started.result(120)
             yield World(the_lab, direct, relay, relay_tcp, homes)

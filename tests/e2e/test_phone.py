@@ -18,7 +18,16 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.e2e.flows import LINK_RE, TIMEOUT_MS, download, fragment, open_link, row, share
+from tests.e2e.flows import (
+    LINK_RE,
+    TIMEOUT_MS,
+    download,
+    fragment,
+    open_link,
+    row,
+    share,
+    wait_for_percent,
+)
 from tests.e2e.recorder import recording_proxy
 from tests.support.pages import Pages, sha256_file, skip_in, write_random
 from tests.support.procs import ROOT, PeaNode, pea_node
@@ -344,3 +353,41 @@ def test_screenshots_in_german_and_arabic(
         page.evaluate("document.activeElement?.blur()")
         page.screenshot(path=str(out / name), full_page=True, animations="disabled")
         assert (out / name).stat().st_size > 10_000
+
+
+def test_screenshots_in_english(
+    pages: Pages, cluster: tuple[PeaNode, PeaNode], share_dir: Path
+) -> None:
+    """The README's first pair: a desktop sharing three files and a note while a phone
+    (dark) downloads the video, caught mid-transfer. Written as the pair above is."""
+    if pages.engine != "chromium":
+        pytest.skip("the README's screenshots are Chromium's")
+    if os.environ.get("PEA_SCREENSHOTS") != "1":
+        pytest.skip("redraws the README's screenshots: run `make screenshots`")
+    video = share_dir / "en" / "holiday-video.mp4"
+    files = [video, share_dir / "en" / "report 2024 (final).pdf", share_dir / "en" / "beach.jpg"]
+    for f, size in zip(files, [300 * 2**20, 2 * 2**20, 3 * 2**20], strict=True):
+        write_random(f, size)
+    sharer = pages.new(viewport={"width": 1100, "height": 760})
+    sharer.goto(cluster[0].url + "/")
+    sharer.locator("input[type=file]").set_input_files([str(f) for f in files])
+    link = sharer.locator("[data-testid=share-link]")
+    expect(link).to_have_attribute("href", LINK_RE, timeout=TIMEOUT_MS)
+    sharer.locator("#more-note").fill("Wifi password: correct horse battery staple")
+    sharer.get_by_role("button", name="Add note").click()
+    href = link.get_attribute("href")
+    assert href
+    phone = pages.new(viewport={"width": 390, "height": 780}, device_scale_factor=2, is_mobile=True)
+    phone.emulate_media(color_scheme="dark")
+    open_link(phone, cluster[1].url + "/" + fragment(href), expect_files=3)
+    with phone.expect_download(timeout=120_000):
+        row(phone, video.name).locator("[data-testid=download]").click()
+        wait_for_percent(phone, video.name, 8)
+        expect(sharer.locator(".receivers [data-state=connected]")).to_have_count(1)
+        for page, name in (
+            (sharer, "sharing-desktop-light.png"),
+            (phone, "receiving-phone-dark.png"),
+        ):
+            page.evaluate("document.activeElement?.blur()")
+            page.screenshot(path=str(SCREENSHOTS / name), full_page=True, animations="disabled")
+            assert (SCREENSHOTS / name).stat().st_size > 10_000

@@ -21,7 +21,9 @@ of Redis settling it.
 
 No message is delivered twice: when rooms move, the subscriber of the old shard
 lets go of them (or is closed, when the old master became a replica, which would
-repeat its new master's messages) before the new shard is asked for them.
+repeat its new master's messages) before the new shard is asked for them. None is
+reordered either: a room's publishes follow its unsettled ones to their shard, so a
+migrated slot's redirects carry them to the new one in the order sent.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import logging
 import random
 import time
 from collections import defaultdict, deque
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -208,6 +211,15 @@ class _Subscriber:
             watch.check(now)
 
 
+@dataclass
+class _Tail:
+    """Where a room's newest publish went, and how many of its publishes are unsettled."""
+
+    addr: Addr
+    newest: int = 0
+    unsettled: int = 0
+
+
 class RedisClusterBus:
     def __init__(
         self,
@@ -240,6 +252,12 @@ class RedisClusterBus:
         self._placed: dict[str, Addr] = {}
         """Room → the shard whose subscriber holds it (asked for or confirmed)."""
         self._pending: dict[str, deque[asyncio.Future[None]]] = {}
+        self._tails: dict[str, _Tail] = {}
+        """Room → its publishes in flight. A publish follows the room's earlier ones to
+        their lane while any is unsettled, whatever the slot map says meanwhile: when
+        the slot has moved, Redis redirects them all, and they reach the new shard in
+        the order sent (one lane answers in order, and redirects are sent as answered)."""
+        self._published_count = 0
         self._reconnects = 0
         self._lost = 0
         self._deliver: Deliver | None = None
@@ -599,30 +617,53 @@ class RedisClusterBus:
             message = envelope.encode()
         except UnicodeEncodeError:
             raise Errors.NOT_UNICODE.error() from None
+        tail = self._tails.get(room)
         target = self.shard_of(room)
+        # Behind the room's unsettled publishes, unless their node is no master any more
+        # (a failover): nothing redirects what went there, so following it orders nothing.
+        if tail is not None and self._map is not None and tail.addr in self._map.masters:
+            target = tail.addr
         if target is None:
             raise BusUnavailable("no Redis Cluster node serves this room")
         lane = self._lane(target)
         if lane.backlog >= MAX_BACKLOG:
             raise BusUnavailable("the room's shard is not keeping up")
         args = ("SPUBLISH", scripts.channel(room).encode(), message)
-        lane.submit(args).add_done_callback(lambda fut: self._published(fut, args, 0))
+        if tail is None:
+            tail = self._tails[room] = _Tail(target)
+        tail.addr = target
+        self._published_count += 1
+        seq = tail.newest = self._published_count
+        tail.unsettled += 1
+        lane.submit(args).add_done_callback(lambda fut: self._published(fut, room, seq, args, 0))
 
-    def _published(self, fut: asyncio.Future[Any], args: tuple[Any, ...], tries: int) -> None:
-        if fut.cancelled():
-            self._lost += 1
-            return
-        exc = fut.exception()
-        if exc is None:
-            return
+    def _published(
+        self, fut: asyncio.Future[Any], room: str, seq: int, args: tuple[Any, ...], tries: int
+    ) -> None:
+        exc = None if fut.cancelled() else fut.exception()
         if isinstance(exc, AskError) and tries < REDIRECTS:
             # Not executed where it was sent: safe to send where Redis says. Done
             # in this callback, so later messages of the room queue behind it.
             self._request_refresh("publish redirected")
             asking = not isinstance(exc, MovedError)
+            tail = self._tails.get(room)
+            if asking is False and tail is not None and tail.newest == seq:
+                # MOVED: the slot is there for good; the room's next publishes follow this
+                # one. (ASK is for this command only: the next still go where this went.)
+                tail.addr = exc.node_addr
             self._lane(exc.node_addr).submit(args, asking=asking).add_done_callback(
-                lambda f: self._published(f, args, tries + 1)
+                lambda f: self._published(f, room, seq, args, tries + 1)
             )
+            return
+        tail = self._tails.get(room)
+        if tail is not None:
+            tail.unsettled -= 1
+            if tail.unsettled <= 0:
+                del self._tails[room]
+        if fut.cancelled():
+            self._lost += 1
+            return
+        if exc is None:
             return
         # Lost with its connection: not retried, as it may have gone out.
         self._lost += 1

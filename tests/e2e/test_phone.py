@@ -345,14 +345,15 @@ def test_screenshots_in_german_and_arabic(
     download(phone, files[1].name)
     expect(row(phone, files[1].name)).to_contain_text("SHA-256")
     expect(sharer.locator(".receivers [data-state=connected]")).to_have_count(1)
-    out = SCREENSHOTS
-    for page, name in (
-        (sharer, "sharing-desktop-light-de.png"),
-        (phone, "receiving-phone-dark-ar.png"),
-    ):
+    screenshots((sharer, "sharing-desktop-light-de.png"), (phone, "receiving-phone-dark-ar.png"))
+
+
+def screenshots(*shots: tuple[Page, str]) -> None:
+    """Each page, whole, into web/screenshots under its name (no focus ring, no animation)."""
+    for page, name in shots:
         page.evaluate("document.activeElement?.blur()")
-        page.screenshot(path=str(out / name), full_page=True, animations="disabled")
-        assert (out / name).stat().st_size > 10_000
+        page.screenshot(path=str(SCREENSHOTS / name), full_page=True, animations="disabled")
+        assert (SCREENSHOTS / name).stat().st_size > 10_000
 
 
 def test_screenshots_in_english(
@@ -384,10 +385,4 @@ def test_screenshots_in_english(
         row(phone, video.name).locator("[data-testid=download]").click()
         wait_for_percent(phone, video.name, 8)
         expect(sharer.locator(".receivers [data-state=connected]")).to_have_count(1)
-        for page, name in (
-            (sharer, "sharing-desktop-light.png"),
-            (phone, "receiving-phone-dark.png"),
-        ):
-            page.evaluate("document.activeElement?.blur()")
-            page.screenshot(path=str(SCREENSHOTS / name), full_page=True, animations="disabled")
-            assert (SCREENSHOTS / name).stat().st_size > 10_000
+        screenshots((sharer, "sharing-desktop-light.png"), (phone, "receiving-phone-dark.png"))

@@ -5,14 +5,24 @@ rooms this node serves (local or on other nodes), fed by the bus's `joined` and
 `left` events, so `unknown-peer` is decided without a round trip to Redis. It
 also holds connections whose join is in flight: events for their room are
 buffered for them until their `welcome` is out (see Node.join, Session._join).
+
+A local peer's `joined` reaches the other local peers through the bus, like
+everyone's; until that echo is back, the hub counts the peer as unannounced, and
+its signals take the bus too rather than the direct path, so that nobody gets a
+signal from a peer before that peer's `peer-joined`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 C = TypeVar("C")
+
+# A `joined` echo the bus lost (Redis pub/sub is at most once) must not send a peer's
+# signals the long way for ever: after this long the peer counts as announced.
+ANNOUNCE_WAIT = 10.0
 
 
 class Hub(Generic[C]):
@@ -20,6 +30,7 @@ class Hub(Generic[C]):
         self._local: dict[str, dict[str, C]] = {}
         self._pending: dict[str, set[C]] = {}
         self._views: dict[str, set[str]] = {}
+        self._unannounced: dict[str, dict[str, float]] = {}  # room → peer → give-up time
         self._peer_count = 0
 
     # local connections
@@ -37,6 +48,7 @@ class Hub(Generic[C]):
             return False
         del local[peer]
         self._peer_count -= 1
+        self.note_announced(room, peer)
         if not local:
             del self._local[room]
         if room not in self._local and room not in self._pending:
@@ -100,3 +112,23 @@ class Hub(Generic[C]):
         view = self._views.get(room)
         if view is not None:
             view.discard(peer)
+
+    # joins whose `joined` has not come back through the bus yet
+    def expect_announcement(self, room: str, peer: str) -> None:
+        self._unannounced.setdefault(room, {})[peer] = time.monotonic() + ANNOUNCE_WAIT
+
+    def note_announced(self, room: str, peer: str) -> None:
+        waiting = self._unannounced.get(room)
+        if waiting is not None:
+            waiting.pop(peer, None)
+            if not waiting:
+                del self._unannounced[room]
+
+    def announced(self, room: str, peer: str) -> bool:
+        until = self._unannounced.get(room, {}).get(peer)
+        if until is None:
+            return True
+        if time.monotonic() >= until:
+            self.note_announced(room, peer)
+            return True
+        return False

@@ -121,6 +121,8 @@ class Node:
         join failed, or was full) is unsubscribed again."""
         async with self._room_lock(room):
             self.hub.add_pending(room, session)
+            # Before the join: its echo may come back before the join's own reply.
+            self.hub.expect_announcement(room, peer)
             try:
                 await self._ensure_subscribed(room)
                 if resume_peer is not None:
@@ -129,10 +131,13 @@ class Node:
                     room, peer, info, self.settings.max_peers_per_room, resume_peer, joined_frame
                 )
             except BusUnavailable:
+                self.hub.note_announced(room, peer)
                 self.hub.remove_pending(room, session)
                 with contextlib.suppress(BusUnavailable):
                     await self._maybe_unsubscribe(room)
                 raise
+            if result.status != "joined":
+                self.hub.note_announced(room, peer)  # resumed or full: no `joined` was sent
             self.hub.remove_pending(room, session)
             if result.status == "full":
                 await self._maybe_unsubscribe(room)
@@ -234,6 +239,7 @@ class Node:
             return
         if env.kind == "J":
             self.hub.note_joined(room, env.peer)
+            self.hub.note_announced(room, env.peer)
         else:
             self.hub.note_left(room, env.peer)
         for session in self.hub.local(room).values():

@@ -77,6 +77,7 @@ class Session:
         "outcomes_left",
         "peer",
         "room",
+        "told",
     )
 
     def __init__(self, node: Node, conn: Connection) -> None:
@@ -88,6 +89,8 @@ class Session:
         self.joining = False
         self.buffered: list[str] | None = None
         """Bus envelopes for the room while this session's join is in flight."""
+        self.told: set[str] = set()
+        """Members the `welcome` listed whose own `joined` may still come by the bus."""
         self.on_left: Callable[[], None] | None = None
         """Called when the client leaves its room and stays connected (join deadline)."""
         self.outcomes_left = MAX_OUTCOMES
@@ -177,10 +180,13 @@ class Session:
         )
         # Events published while the join was in flight, minus those the member
         # list already reflects: the same test live delivery makes.
+        self.told = set(result.members)
         for raw in buffered:
             env = Envelope.parse(raw)
             if wanted(env, result.peer, result.members):
                 self.send_event(env)
+            if env.kind == "J":
+                self.told.discard(env.peer)
         log.debug("peer %s %s room %s", result.peer, result.status, room)
 
     async def _signal(self, msg: Signal) -> None:
@@ -191,7 +197,9 @@ class Session:
         if to == sender or not await node.knows(room, to):
             raise Errors.UNKNOWN_PEER.error("signal")
         frame = signal_frame(sender, encode_data(msg.data))
-        local = node.hub.get(room, to)
+        # Straight to a peer on this node, unless our `peer-joined` is still on its way
+        # to it through the bus: a signal must not overtake it.
+        local = node.hub.get(room, to) if node.hub.announced(room, sender) else None
         if local is not None:
             local.conn.send(frame)
             return
@@ -225,7 +233,12 @@ class Session:
     # -- events for this peer ---------------------------------------------------
 
     def offer(self, env: Envelope) -> None:
-        """A live room event: sent if it is news to this peer."""
+        """A live room event: sent if it is news to this peer. A `joined` of a member
+        the `welcome` listed is not: it was on its way when this peer joined (a peer id
+        joins once, so it is dropped once)."""
+        if env.kind == "J" and env.peer in self.told:
+            self.told.discard(env.peer)
+            return
         if wanted(env, self.peer):
             self.send_event(env)
 

@@ -104,3 +104,47 @@ def test_the_room_limit_holds_across_nodes(nodes: tuple[Connect, Connect, Memory
     late = on_b()
     late.send({"type": "join", "room": ROOM})
     late.expect_error("room-full")
+
+
+class SlowBroker(MemoryBroker):
+    """Delivers every event `delay` seconds late, in order, even to the publishing
+    node: the round trip through Redis that a node's own `joined` makes too."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def publish(self, room: str, envelope: str) -> None:
+        for node, deliver in list(self.subscribers.get(room, {}).items()):
+            loop = self._loops[node]
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(loop.call_later, self.delay, deliver, room, envelope)
+
+
+def test_a_signal_never_overtakes_its_senders_peer_joined_on_the_same_node() -> None:
+    """A newcomer's `hello` to a sharer on its own node went straight to it, while its
+    `peer-joined` still travelled through the bus: the sharer then offered twice, and
+    the two offers' answers crossed (the CLI's connection stall, 1 in 40 here)."""
+    settings = Settings(ice_servers=[], secret="s" * 32)
+    broker = SlowBroker(0.3)
+    app = create_app(settings, bus=MemoryBus("node-a", lease=6, grace=15, broker=broker))
+    with TestClient(app) as client, peers_of(client) as connect:
+        sharer, receiver = connect(), connect()
+        sharer.join()
+        receiver.join()
+        receiver.send({"type": "signal", "to": sharer.id, "data": "hello"})
+        assert sharer.expect("peer-joined")["peer"] == receiver.id
+        assert sharer.expect("signal") == {"type": "signal", "from": receiver.id, "data": "hello"}
+        # Once announced, the direct path again: the answer to the sharer's reply is
+        # not held back behind the bus (a signal through it would wait 0.3 s).
+        sharer.send({"type": "signal", "to": receiver.id, "data": "offer"})
+        assert receiver.expect("signal")["data"] == "offer"
+        started = time.monotonic()
+        receiver.send({"type": "signal", "to": sharer.id, "data": "answer"})
+        assert sharer.expect("signal")["data"] == "answer"
+        assert time.monotonic() - started < 0.25
+        # The sharer's own `joined` was still on its way when the receiver's welcome
+        # listed it: no second `peer-joined` for it once it arrives.
+        time.sleep(0.5)
+        receiver.quiet()
+        sharer.quiet()

@@ -42,7 +42,10 @@ export class Sharer extends EventTarget {
     room.on("impostor", ({ from }) => this.onImpostor(from));
     room.on("peer-left", ({ peer }) => this.onPeerLeft(peer));
     // Offer at once rather than wait for the newcomer's hello: one trip through the cluster less.
-    room.on("peer-joined", ({ peer }) => this.accept(peer));
+    // Its hello may have come first: a second offer would cross the first one's answer.
+    room.on("peer-joined", ({ peer }) => {
+      if (!this.busy(peer)) this.accept(peer);
+    });
     room.on("state", () => this.changed());
   }
 
@@ -126,9 +129,7 @@ export class Sharer extends EventTarget {
   onMessage(from, kind, payload) {
     if (kind === "hello") {
       // Usually a duplicate: we offered as soon as the server said it joined.
-      const known = this.receivers.get(from);
-      if (known && (known.state === "connecting" || known.state === "connected")) return;
-      this.accept(from);
+      if (!this.busy(from)) this.accept(from);
       return;
     }
     const r = this.receivers.get(from);
@@ -191,6 +192,12 @@ export class Sharer extends EventTarget {
     link.fail("left");
     if (r.state !== "tampered") r.state = "left";
     this.changed();
+  }
+
+  /** A connection with this peer is being made or is up: no new offer. */
+  busy(peer) {
+    const known = this.receivers.get(peer);
+    return known?.state === "connecting" || known?.state === "connected";
   }
 
   accept(peer) {

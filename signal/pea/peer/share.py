@@ -114,7 +114,10 @@ class Sharer:
         kind = frame.get("type")
         if kind == "peer-joined" and isinstance(frame.get("peer"), str):
             # Offer at once rather than wait for its hello: one trip through the cluster less.
-            await self.accept(frame["peer"])
+            # Its hello may have come first (a server that lets it overtake): a second offer
+            # would cross the first one's answer and neither connection would be made.
+            if not self._busy(frame["peer"]):
+                await self.accept(frame["peer"])
         elif kind == "peer-left" and isinstance(frame.get("peer"), str):
             self._spawn(self.on_peer_left(frame["peer"]))
         elif kind == "signal":
@@ -155,9 +158,8 @@ class Sharer:
             return
         assert isinstance(sender, str)
         if opened.kind == "hello":
-            if r is not None and r.state in ("connecting", "connected"):
-                return  # usually a duplicate: we offered on peer-joined
-            await self.accept(sender)
+            if not self._busy(sender):  # else usually a duplicate: we offered on peer-joined
+                await self.accept(sender)
         elif r is not None and opened.kind == "refuse":
             if r.state == "connected":
                 self.report.emit(
@@ -176,6 +178,11 @@ class Sharer:
             except Exception as e:
                 self._set(r, "failed", f"could not use its answer: {e}")
                 await r.link.close()
+
+    def _busy(self, peer: str) -> bool:
+        """A connection with this peer is being made or is up: no new offer."""
+        r = self.receivers.get(peer)
+        return r is not None and r.state in ("connecting", "connected")
 
     async def _send(self, to: str, kind: str, payload: str) -> None:
         await self.sig.signal(to, self.auth.seal(kind, self.sig.peer, to, payload))

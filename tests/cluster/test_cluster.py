@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from tests.support.client import Client, new_room
+from tests.support.client import Client, join_frame, new_room
 from tests.support.procs import PeaNode, RedisServer, pea_node, wait_for_async
 
 pytestmark = pytest.mark.cluster
@@ -59,6 +59,28 @@ async def test_signals_keep_their_order_across_nodes(two_nodes: tuple[PeaNode, P
         frame = await receiver.expect("signal")
         got[frame["from"]].append(frame["data"])
     assert all(seq == list(range(count)) for seq in got.values())
+
+
+async def test_a_newcomers_first_signal_never_overtakes_its_peer_joined(
+    two_nodes: tuple[PeaNode, PeaNode],
+) -> None:
+    """Two peers on one node: the newcomer's `peer-joined` goes round through Redis, and
+    its first signal must not get there first (a sharer offering on both made two offers
+    whose answers crossed). The signal is sent right behind the join, without waiting
+    for the welcome: the node handles it the moment the join is done."""
+    a, _ = two_nodes
+    for _ in range(10):
+        room = new_room()
+        sharer, receiver = await Client.open(a.ws_url), await Client.open(a.ws_url)
+        await sharer.join(room)
+        await receiver.send(join_frame(room))
+        await receiver.signal(sharer.id or "", "hello")
+        newcomer = (await receiver.expect("welcome"))["peer"]
+        assert await sharer.recv() == {"type": "peer-joined", "peer": newcomer, "name": None}
+        assert await sharer.recv() == {"type": "signal", "from": newcomer, "data": "hello"}
+        await receiver.quiet()  # and no late peer-joined of the sharer for the newcomer
+        await sharer.close()
+        await receiver.close()
 
 
 async def test_room_limit_holds_across_nodes(bus_url: str) -> None:

@@ -124,7 +124,7 @@ class SlowBroker(MemoryBroker):
 def test_a_signal_never_overtakes_its_senders_peer_joined_on_the_same_node() -> None:
     """A newcomer's `hello` to a sharer on its own node went straight to it, while its
     `peer-joined` still travelled through the bus: the sharer then offered twice, and
-    the two offers' answers crossed (the CLI's connection stall, 1 in 40 here)."""
+    the two offers' answers crossed (the CLI's connection stall, about 1 connection in 100)."""
     settings = Settings(ice_servers=[], secret="s" * 32)
     broker = SlowBroker(0.3)
     app = create_app(settings, bus=MemoryBus("node-a", lease=6, grace=15, broker=broker))

@@ -151,19 +151,30 @@ BARE_SEND = """async (total) => {
 }"""
 
 # Numeric getStats fields summed over this page's peer connections, by report type
-# (the selected candidate pair only).
+# (the selected candidate pair only). A closed connection reports nothing, so it counts
+# with its last figures: otherwise a connection closing mid-transfer (the page's
+# previous one) would drop out of the sum and make the deltas negative.
 STATS = """async () => {
   const out = {};
+  const last = (window.__lastStats ??= new WeakMap());
   for (const pc of window.__pcs) {
-    if (pc.connectionState === 'closed') continue;
-    (await pc.getStats()).forEach((s) => {
-      if (!['transport', 'candidate-pair', 'data-channel', 'peer-connection'].includes(s.type)
-          && !s.type.includes('sctp')) return;
-      if (s.type === 'candidate-pair' && !s.nominated) return;
-      const o = (out[s.type] ??= {});
-      for (const [k, v] of Object.entries(s))
-        if (typeof v === 'number' && k !== 'timestamp') o[k] = (o[k] || 0) + v;
-    });
+    let mine = last.get(pc);
+    if (pc.connectionState !== 'closed') {
+      mine = {};
+      (await pc.getStats()).forEach((s) => {
+        if (!['transport', 'candidate-pair', 'data-channel', 'peer-connection'].includes(s.type)
+            && !s.type.includes('sctp')) return;
+        if (s.type === 'candidate-pair' && !s.nominated) return;
+        const o = (mine[s.type] ??= {});
+        for (const [k, v] of Object.entries(s))
+          if (typeof v === 'number' && k !== 'timestamp') o[k] = (o[k] || 0) + v;
+      });
+      last.set(pc, mine);
+    }
+    for (const [type, fields] of Object.entries(mine || {})) {
+      const o = (out[type] ??= {});
+      for (const [k, v] of Object.entries(fields)) o[k] = (o[k] || 0) + v;
+    }
   }
   return out;
 }"""

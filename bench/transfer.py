@@ -58,6 +58,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import transfer_cli
+from bench.docs_section import replace as replace_section
+from bench.docs_section import shown_command
 from tests.support.browser import CHROMIUM as _CHROMIUM
 from tests.support.browser import CHROMIUM_ARGS as ARGS
 from tests.support.browser import HIDE_FILE_PICKERS
@@ -849,33 +851,17 @@ def main() -> None:
 
 
 def write_docs(out: str, args: argparse.Namespace) -> None:
-    argv = sys.argv[1:]
-    for opt in ("--json", "--from-json"):  # where the raw figures were kept: not the command
-        if opt in argv:
-            del argv[argv.index(opt) : argv.index(opt) + 2]
-    cmd = "make web && .venv/bin/python -m bench.transfer " + " ".join(
-        a for a in argv if a != "--write-docs"
-    )
-    section = (
-        "### Current figures\n\n"
-        f"Command (re-runs itself inside `unshare -n`): `{cmd.strip()}`\n\n"
+    cmd = " ".join(["make web && .venv/bin/python -m bench.transfer", *shown_command(sys.argv[1:])])
+    body = (
+        f"Command (re-runs itself inside `unshare -n`): `{cmd}`\n\n"
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on this project's "
         f"machine kind (2 cores, Chromium {chromium_version()}), medians of {args.runs} after "
-        f"a {args.warmup_mib} MiB warm-up:\n\n{out}\n"
+        f"a {args.warmup_mib} MiB warm-up:\n\n{out}"
     )
     path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text()
-    top = text.find("## Transfer")
-    start = text.find("### Current figures", top)
-    if top == -1:
-        text = text.rstrip("\n") + "\n\n## Transfer\n\n" + section
-    elif start == -1:  # first figures: right after the section's introduction
-        at = text.find("\n##", top + 1)
-        text = text + "\n" + section if at == -1 else text[: at + 1] + section + text[at:]
-    else:
-        nxt = text.find("\n##", start + 1)
-        text = text[:start] + section + ("" if nxt == -1 else text[nxt:])
-    path.write_text(text)
+    path.write_text(
+        replace_section(path.read_text(), "### Current figures", body, within="## Transfer")
+    )
 
 
 def chromium_version() -> str:

@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.docs_section import replace as replace_section
+from bench.docs_section import shown_command
 from tests.support.cli import CliProc, Sampler, receive, send
 
 MiB = 1 << 20
@@ -172,24 +174,17 @@ def write_docs(text: str) -> None:
     (the browser rows' rewrite keeps it; the next run that measures the CLI replaces it)."""
     from tests.support.procs import ROOT
 
-    argv = [a for a in sys.argv[1:] if a != "--write-docs"]
     module = "bench.transfer_cli" if sys.argv[0].endswith("transfer_cli.py") else "bench.transfer"
-    section = (
-        f"{SECTION}\n\n"
-        f"Command: `make web && .venv/bin/python -m {' '.join([module, *argv])}`, measured "
+    cmd = " ".join([module, *shown_command(sys.argv[1:])])
+    body = (
+        f"Command: `make web && .venv/bin/python -m {cmd}`, measured "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on this project's machine kind "
-        f"(2 cores). {text}\n"
+        f"(2 cores). {text}"
     )
     path = ROOT / "docs" / "benchmarks.md"
-    doc = path.read_text()
-    start = doc.find(SECTION)
-    if start == -1:  # first figures: after the browser pair's
-        at = doc.find("### Current figures", max(doc.find("## Transfer"), 0))
-        start = doc.find("\n##", at + 1) + 1 if at != -1 else len(doc)
-        nxt = start - 1
-    else:
-        nxt = doc.find("\n##", start + 1)
-    doc = doc[:start] + section + ("" if nxt == -1 else "\n" + doc[nxt + 1 :])
+    doc = replace_section(
+        path.read_text(), SECTION, body, within="## Transfer", after="### Current figures"
+    )
     path.write_text(doc)
 
 

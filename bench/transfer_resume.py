@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.docs_section import replace as replace_section
 from bench.transfer import INIT, busy_seconds, table, write_random
 from tests.support.browser import HIDE_FILE_PICKERS
 from tests.support.netlab import SERVER_ADDRESS, Host, Lab, lab
@@ -291,27 +292,19 @@ def write_docs(text: str, command: str) -> None:
     """Replace (or add) `### Resume figures` in docs/benchmarks.md's Transfer section,
     after its current figures."""
     points = ", ".join(f"{100 * x:.0f} %" for x in DROP_AT)
-    section = (
-        "### Resume figures\n\n"
+    body = (
         f"Command (re-runs itself inside `unshare -n`): `{command}`\n\n"
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Chromium in two "
         "network namespaces (sharer, receiver), one pea node, a new connection per "
         f"download after a {WARM_UP // MiB} MiB warm-up download; drops at {points} of the "
-        "file:\n\n"
-        f"{text}\n"
+        f"file:\n\n{text}"
     )
     path = ROOT / "docs" / "benchmarks.md"
-    doc = path.read_text()
-    top = doc.find("## Transfer")
-    if top == -1:
-        doc = doc.rstrip("\n") + "\n\n## Transfer\n\n" + section
-    elif (start := doc.find("### Resume figures", top)) != -1:
-        end = doc.find("\n##", start + 1)
-        doc = doc[:start] + section + ("" if end == -1 else doc[end:])
-    else:
-        after = doc.find("### Current figures", top)
-        at = doc.find("\n##", (after if after != -1 else top) + 1)
-        doc = (
-            doc.rstrip("\n") + "\n\n" + section if at == -1 else doc[: at + 1] + section + doc[at:]
-        )
+    doc = replace_section(
+        path.read_text(),
+        "### Resume figures",
+        body,
+        within="## Transfer",
+        after="### Current figures",
+    )
     path.write_text(doc)

@@ -9,12 +9,19 @@ replaced, as it always was.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 END = "<!-- end of generated figures: text below this line is kept by the next run -->"
 
 # Options that say where a run kept its raw figures, not how it measured them.
 _NOT_THE_COMMAND = ("--json", "--from-json")
+
+
+def stamp(at: float | None = None) -> str:
+    """When figures were measured (`at`, seconds since the epoch; now by default), in UTC:
+    a report made later from saved figures (`--from-json`) keeps the run's time."""
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
 
 
 def shown_command(argv: Sequence[str]) -> list[str]:

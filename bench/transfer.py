@@ -59,7 +59,7 @@ from typing import Any
 
 from bench import transfer_cli
 from bench.docs_section import replace as replace_section
-from bench.docs_section import shown_command
+from bench.docs_section import shown_command, stamp
 from tests.support.browser import CHROMIUM as _CHROMIUM
 from tests.support.browser import CHROMIUM_ARGS as ARGS
 from tests.support.browser import HIDE_FILE_PICKERS
@@ -696,6 +696,7 @@ def measure(
 
     def keep(layout: str, entry: tuple[str, int, Any, dict[str, Any]]) -> None:
         results.setdefault(layout, []).append(entry)
+        extra["measured_at"] = time.time()
         report_run(layout, entry, args.verbose)
         if args.json:
             args.json.write_text(json.dumps({"results": results, "extra": extra}, default=str))
@@ -739,6 +740,7 @@ def measure(
 
                 def keep_cli(*entry: Any) -> None:
                     extra.setdefault("cli", []).append(entry)
+                    extra["measured_at"] = time.time()
                     print(transfer_cli.run_line(*entry), flush=True)
                     if args.json:
                         args.json.write_text(json.dumps({"results": results, "extra": extra}))
@@ -829,9 +831,9 @@ def main() -> None:
     cli = transfer_cli.report(extra.get("cli", []))
     print("\n" + cli)
     if args.write_docs:
-        write_docs(report, args)
+        write_docs(report, args, extra.get("measured_at"))
         if cli:
-            transfer_cli.write_docs(cli)
+            transfer_cli.write_docs(cli, extra.get("measured_at"))
     resume = ""
     if args.resume and not args.from_json:
         from bench import transfer_resume
@@ -841,7 +843,7 @@ def main() -> None:
         print(report)
     print(resume)
     if args.write_docs and layouts:
-        write_docs(report, args)
+        write_docs(report, args, extra.get("measured_at"))
     if args.write_docs and resume:
         cmd = (
             "make web && .venv/bin/python -m bench.transfer --layouts none "
@@ -850,11 +852,11 @@ def main() -> None:
         transfer_resume.write_docs(resume, cmd)
 
 
-def write_docs(out: str, args: argparse.Namespace) -> None:
+def write_docs(out: str, args: argparse.Namespace, at: float | None) -> None:
     cmd = " ".join(["make web && .venv/bin/python -m bench.transfer", *shown_command(sys.argv[1:])])
     body = (
         f"Command (re-runs itself inside `unshare -n`): `{cmd}`\n\n"
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on this project's "
+        f"Measured {stamp(at)} on this project's "
         f"machine kind (2 cores, Chromium {chromium_version()}), medians of {args.runs} after "
         f"a {args.warmup_mib} MiB warm-up:\n\n{out}"
     )

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.docs_section import replace as replace_section
-from bench.docs_section import shown_command
+from bench.docs_section import shown_command, stamp
 from tests.support.cli import CliProc, Sampler, receive, send
 
 MiB = 1 << 20
@@ -169,7 +169,7 @@ def run_line(d: str, z: int, i: int, r: dict[str, Any]) -> str:
     )
 
 
-def write_docs(text: str) -> None:
+def write_docs(text: str, at: float | None = None) -> None:
     """The CLI rows as their own section after "### Current figures" in docs/benchmarks.md
     (the browser rows' rewrite keeps it; the next run that measures the CLI replaces it)."""
     from tests.support.procs import ROOT
@@ -178,7 +178,7 @@ def write_docs(text: str) -> None:
     cmd = " ".join([module, *shown_command(sys.argv[1:])])
     body = (
         f"Command: `make web && .venv/bin/python -m {cmd}`, measured "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on this project's machine kind "
+        f"{stamp(at)} on this project's machine kind "
         f"(2 cores). {text}"
     )
     path = ROOT / "docs" / "benchmarks.md"

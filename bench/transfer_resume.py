@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.docs_section import replace as replace_section
+from bench.docs_section import stamp
 from bench.transfer import INIT, busy_seconds, table, write_random
 from tests.support.browser import HIDE_FILE_PICKERS
 from tests.support.netlab import SERVER_ADDRESS, Host, Lab, lab
@@ -294,7 +295,7 @@ def write_docs(text: str, command: str) -> None:
     points = ", ".join(f"{100 * x:.0f} %" for x in DROP_AT)
     body = (
         f"Command (re-runs itself inside `unshare -n`): `{command}`\n\n"
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Chromium in two "
+        f"Measured {stamp()}, Chromium in two "
         "network namespaces (sharer, receiver), one pea node, a new connection per "
         f"download after a {WARM_UP // MiB} MiB warm-up download; drops at {points} of the "
         f"file:\n\n{text}"

@@ -1,7 +1,7 @@
 """The benchmarks' `--write-docs`: new figures replace old ones, and what a person wrote
 below them about what they mean stays."""
 
-from bench.docs_section import END, replace, shown_command
+from bench.docs_section import END, replace, shown_command, stamp
 
 DOC = """# Benchmarks
 
@@ -73,3 +73,7 @@ def test_the_command_shown_leaves_out_where_the_raw_figures_went() -> None:
         "3",
     ]
     assert shown_command(argv) == ["--sizes", "64", "--runs", "3"]
+
+
+def test_figures_reported_later_keep_the_time_they_were_measured() -> None:
+    assert stamp(86400 * 365) == "1971-01-01 00:00 UTC"

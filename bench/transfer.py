@@ -830,10 +830,12 @@ def main() -> None:
     print(report)
     cli = transfer_cli.report(extra.get("cli", []))
     print("\n" + cli)
-    if args.write_docs:
+    # Written before the resume row runs, so a run that fails there keeps these; a run
+    # without browser layouts (the resume row alone) leaves the browser figures alone.
+    if args.write_docs and layouts:
         write_docs(report, args, extra.get("measured_at"))
-        if cli:
-            transfer_cli.write_docs(cli, extra.get("measured_at"))
+    if args.write_docs and cli:
+        transfer_cli.write_docs(cli, extra.get("measured_at"))
     resume = ""
     if args.resume and not args.from_json:
         from bench import transfer_resume
@@ -842,8 +844,6 @@ def main() -> None:
     if layouts:
         print(report)
     print(resume)
-    if args.write_docs and layouts:
-        write_docs(report, args, extra.get("measured_at"))
     if args.write_docs and resume:
         cmd = (
             "make web && .venv/bin/python -m bench.transfer --layouts none "
